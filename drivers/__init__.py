@@ -1,0 +1,1 @@
+"""Built-in storegw drivers, one package per device family."""

@@ -1,0 +1,178 @@
+"""The pipeline: drivers' events → the store's world → aggregates and business events.
+
+One bounded queue sits between all drivers and this consumer (back-pressure: a driver's
+`emit` waits while it is full; nothing is dropped). Readings, weights and tag reads are
+folded into per-device windows; sales pass through one by one and are never aggregated
+away. A timer closes windows on the wall clock for devices that fall silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from gateway.events import Event, Reading, Sale, TagRead, WeightSample
+from gateway.sinks import BUSINESS, TELEMETRY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.aggregate import Aggregator, DeviceInfo
+    from gateway.catalog import Catalog
+    from gateway.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+# Windows close this long after their end, so a poll that started just before the
+# boundary and answers just after it still lands in its own window.
+GRACE = 1.0
+
+
+class Pipeline:
+    """Consumes the event queue; owns the aggregator; writes to a sink."""
+
+    def __init__(
+        self,
+        queue: asyncio.Queue[Event],
+        sink: Sink,
+        catalog: Catalog,
+        aggregator: Aggregator,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.sink = sink
+        self.catalog = catalog
+        self.aggregator = aggregator
+        self._wall = wall
+        self.counts: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+        self._sales: list[Sale] = []
+        # Dispatch on the exact event class: one dict lookup per event on the hot path.
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Reading: aggregator.add,
+            Sale: self._sales.append,
+            WeightSample: self._weight,
+            TagRead: self._tag,
+        }
+
+    def configure(self, catalog: Catalog, window: float, devices: dict[str, DeviceInfo]) -> None:
+        """Apply a reloaded config in place."""
+        self.catalog = catalog
+        self.aggregator.configure(window, devices)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Consume events forever, in batches (whatever is queued when we wake up)."""
+        queue = self.queue
+        handle = self._handle
+        while True:
+            handle(await queue.get())
+            n = 1
+            while not queue.empty() and n < 4096:
+                handle(queue.get_nowait())
+                n += 1
+            self.counts["events"] += n
+            await self._send_closed()
+            await self._send_sales()
+
+    def _handle(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            self.counts["unknown_event"] += 1
+        else:
+            handler(event)
+
+    def _weight(self, w: WeightSample) -> None:
+        self.counts["weights"] += 1
+        if w.fault is not None:
+            self.counts["weight_faults"] += 1
+            return
+        self.aggregator.add(
+            Reading(
+                w.device, "weight" if w.stable else "weight_moving", w.weight_kg, "kg", w.ts, w.mono
+            )
+        )
+
+    def _tag(self, t: TagRead) -> None:
+        # Until presence tracking lands (issue 5), reads are summarised per antenna:
+        # the window's count is the number of reads, its mean the mean RSSI.
+        self.counts["tag_reads"] += 1
+        if t.rssi is not None:
+            self.aggregator.add(
+                Reading(t.device, f"rssi.antenna{t.antenna}", t.rssi, "dBm", t.ts, t.mono)
+            )
+
+    async def _send_sales(self) -> None:
+        if not self._sales:
+            return
+        sales = self._sales[:]
+        self._sales.clear()
+        for sale in sales:
+            await self.sink.send("events/sales", self._sale_body(sale), BUSINESS, sale.ts)
+            self.counts["sales"] += 1
+
+    def _sale_body(self, sale: Sale) -> dict[str, Any]:
+        sku = sale.sku
+        if sku is None and sale.text:
+            item = self.catalog.resolve(sale.text)
+            if item is not None:
+                sku = item.sku
+            else:
+                self.counts["unresolved_sales"] += 1
+        elif sku is not None and sku not in self.catalog.items:
+            self.counts["unknown_sku_sales"] += 1
+        body: dict[str, Any] = {
+            "device": sale.device,
+            "txn": sale.txn,
+            "sku": sku,
+            "qty": str(sale.qty),
+            "price": str(sale.price),
+            "amount": str(sale.amount),
+            "currency": sale.currency,
+        }
+        if sale.text is not None:
+            body["text"] = sale.text
+        if sale.total_mismatch:
+            body["total_mismatch"] = True
+        return body
+
+    async def _send_closed(self) -> None:
+        for closed in self.aggregator.take_closed():
+            await self.sink.send("telemetry", closed.body, TELEMETRY, closed.ts)
+            self.counts["windows"] += 1
+
+    async def run_timer(self) -> None:
+        """Close windows on the wall clock (devices that stopped reporting still get theirs)."""
+        while True:
+            end = self.aggregator.next_end()
+            delay = 1.0 if end is None else max(0.05, end + GRACE - self._wall())
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(min(delay, 60.0)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self.aggregator.flush_due(self._wall() - GRACE)
+            await self._send_closed()
+
+    async def flush(self) -> None:
+        """Shutdown: take what is queued, close every window, hand it all to the sink."""
+        while not self.queue.empty():
+            self._handle(self.queue.get_nowait())
+        await self._send_sales()
+        self.aggregator.flush_all()
+        await self._send_closed()
+        await self.sink.drain()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and the queue's fill."""
+        return {
+            "queue_depth": self.queue.qsize(),
+            "queue_size": self.queue.maxsize,
+            "late_readings": self.aggregator.late,
+            **self.counts,
+        }
