@@ -1,0 +1,316 @@
+"""The MQTT uplink: one connection to the broker, draining the outbox, receiving commands.
+
+Every aiomqtt call of the daemon lives in this module (style.md §11). Delivery is QoS 1,
+at least once: a message leaves the outbox only after its PUBACK — aiomqtt 2.5.1's
+`Client.publish(qos=1)` returns when paho's `on_publish` fires, which for QoS 1 is on
+PUBACK (paho `_handle_pubackcomp`). A window of `inflight` publishes is kept in flight so
+throughput does not depend on the round-trip time; on a disconnect the outbox is released
+and the oldest un-acknowledged message is sent first again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import paho.mqtt.client as paho_client
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.backoff import Backoff
+from gateway.payloads import Stamper, encode
+from gateway.uplink_link import Link, LinkState, MqttSettings, PahoErrors, describe, log
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.outbox import Outbox, Stored
+
+__all__ = ["MqttSettings", "Uplink"]
+
+_GRACE = 2.0  # seconds to finish in-flight acks at shutdown (inside systemd's stop timeout)
+_STABLE = 30.0  # a connection that lasted this long resets the backoff exponent
+_ACK_SLACK = 4  # acknowledged-but-not-yet-deleted messages allowed, in windows
+
+
+class Uplink:
+    """Connects, publishes birth, subscribes `P/cmd/+`, drains the outbox; reconnects."""
+
+    def __init__(
+        self,
+        cfg: MqttSettings,
+        outbox: Outbox,
+        *,
+        birth: Callable[[], dict[str, Any]],
+        on_command: Callable[[str, bytes], Awaitable[None]],
+    ) -> None:
+        self._cfg = cfg
+        self._outbox = outbox
+        self._birth = birth
+        self._on_command = on_command
+        self._stamper = Stamper(cfg.gw)
+        self._link = Link(cfg)
+        self._paho_errors = PahoErrors()
+        self._client: aiomqtt.Client | None = None
+        self._lost = False
+        self._acked: list[int] = []
+        self._ack_wake = asyncio.Event()
+        self._unacked = asyncio.Semaphore(cfg.inflight * _ACK_SLACK)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted our CONNECT and the link is up."""
+        return self._link.state is LinkState.CONNECTED
+
+    def stats(self) -> dict[str, Any]:
+        """State, connects, disconnects, last error, publishes, acks, in flight, RTT."""
+        return self._link.stats()
+
+    def _topic(self, suffix: str) -> str:
+        return f"{self._cfg.prefix}/{suffix}"
+
+    async def run(self) -> None:
+        """Forever: connect, birth, subscribe, drain; reconnect with backoff on loss."""
+        backoff = Backoff(self._cfg.reconnect_initial, self._cfg.reconnect_max)
+        while True:
+            try:
+                client = await self._connect()
+            except (aiomqtt.MqttError, OSError, ValueError) as exc:
+                self._link.down(describe(exc, self._cfg, self._paho_errors.take()))
+            else:
+                self._link.up()
+                started = time.monotonic()
+                reason = "disconnected"
+                try:
+                    reason = await self._serve(client)
+                finally:
+                    await self._after_session(client)
+                self._link.down(reason)
+                if time.monotonic() - started > _STABLE:
+                    backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cfg = self._cfg
+        ctx = ssl.create_default_context(cafile=str(cfg.tls_ca) if cfg.tls_ca else None)
+        if cfg.tls_cert is not None:
+            ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        return ctx
+
+    async def _connect(self) -> aiomqtt.Client:
+        cfg = self._cfg
+        v5 = cfg.version == "5"
+        props = None
+        if v5:
+            # MQTT 5 §3.1.2.11.2: without a Session Expiry Interval the session ends with
+            # the connection, and commands sent while we are offline would be lost.
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = cfg.session_expiry
+        # Loading certificate files blocks: keep it off the event loop.
+        tls = await asyncio.to_thread(self._tls_context) if cfg.tls else None
+        will = aiomqtt.Will(
+            self._topic("status"),
+            encode(self._stamper.stamp({"state": "offline"})),
+            qos=1,
+            retain=True,
+        )
+        client = aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            username=cfg.username,
+            password=cfg.password,
+            identifier=cfg.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=will,
+            # paho refuses clean_session with MQTT 5, which uses clean_start instead.
+            clean_session=None if v5 else cfg.clean_start,
+            # ... and refuses clean_start (other than its default) with 3.1.1.
+            clean_start=cfg.clean_start if v5 else paho_client.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+            timeout=cfg.connect_timeout,  # the CONNACK wait: a silent broker times out here
+            keepalive=cfg.keepalive,  # paho closes a half-dead link after keepalive·1.5
+            tls_context=tls,
+            max_queued_incoming_messages=1000,  # bounded: commands are few and small
+            max_inflight_messages=cfg.inflight,
+            logger=self._paho_errors.logger,
+        )
+        # paho's own TCP connect + TLS handshake timeout (5 s by default).
+        client._client.connect_timeout = cfg.connect_timeout
+        # aiomqtt warns on every call while more than 10 are pending: our window is larger.
+        client.pending_calls_threshold = cfg.inflight + 10
+        try:
+            await client.__aenter__()
+        except BaseException:
+            _abandon(client)
+            raise
+        return client
+
+    async def _serve(self, client: aiomqtt.Client) -> str:
+        """Birth, subscribe, then receive and drain until the link is lost; returns why."""
+        self._client, self._lost = client, False
+        self._paho_errors.take()
+        reason = "disconnected"
+        try:
+            body = self._birth()
+            birth = body if "id" in body else self._stamper.stamp(body)
+            timeout = self._cfg.connect_timeout
+            await client.publish(
+                self._topic("status"), encode(birth), qos=1, retain=True, timeout=timeout
+            )
+            await client.subscribe(self._topic("cmd/+"), qos=1, timeout=timeout)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._commands(client), name="uplink:commands")
+                tg.create_task(self._drain(client), name="uplink:drain")
+                tg.create_task(self._ack_loop(), name="uplink:acks")
+        except* aiomqtt.MqttError as group:
+            reason = describe(group.exceptions[0], self._cfg, self._paho_errors.take())
+        return reason
+
+    async def _after_session(self, client: aiomqtt.Client) -> None:
+        """Record acks, hand un-acked messages back to the outbox, disconnect."""
+        self._client = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_GRACE):
+                await self._flush_acks()
+        self._outbox.release()
+        try:
+            async with asyncio.timeout(_GRACE):
+                await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, TimeoutError):
+            pass
+        finally:
+            _abandon(client)
+
+    async def _commands(self, client: aiomqtt.Client) -> None:
+        try:
+            async for message in client.messages:
+                name = str(message.topic).rsplit("/", 1)[-1]
+                raw = message.payload
+                payload = raw if isinstance(raw, bytes) else str(raw or "").encode()
+                try:
+                    await self._on_command(name, payload)
+                except Exception:
+                    # A handler's bug must not take the link down (design.md "Principles").
+                    log.exception("Command handler for %r failed", name)
+        except aiomqtt.MqttError:
+            self._lost = True
+            raise
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        window = asyncio.Semaphore(self._cfg.inflight)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                for message in await self._outbox.next_batch(self._cfg.inflight):
+                    await self._unacked.acquire()
+                    if len(message.payload) > self._cfg.max_payload:
+                        # The producer should never make these; sending would break the
+                        # broker contract (design.md: payloads under 128 KB).
+                        self._link.too_large += 1
+                        log.error(
+                            "Dropped %d-byte message for %r: over max_payload %d",
+                            len(message.payload),
+                            message.topic,
+                            self._cfg.max_payload,
+                        )
+                        self._queue_ack(message.seq)
+                        continue
+                    await window.acquire()
+                    task = asyncio.create_task(
+                        self._publish(client, message, window), name="uplink:publish"
+                    )
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        except asyncio.CancelledError:
+            if pending and not self._lost:  # shutdown: let in-flight PUBACKs arrive
+                await asyncio.wait(pending, timeout=_GRACE)
+            raise
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _publish(
+        self, client: aiomqtt.Client, message: Stored, window: asyncio.Semaphore
+    ) -> None:
+        acked = False
+        self._link.inflight += 1
+        self._link.publishes += 1
+        started = time.monotonic()
+        try:
+            # math.inf: a lost link cancels this task; a timeout would only resend early.
+            await client.publish(
+                self._topic(message.topic),
+                message.payload,
+                qos=1,
+                retain=message.retain,
+                timeout=math.inf,
+            )
+            acked = True
+            self._link.rtts.append(time.monotonic() - started)
+            self._link.acks += 1
+            self._queue_ack(message.seq)
+        except aiomqtt.MqttError:
+            pass  # the link is going down: the message stays in the outbox and is resent
+        finally:
+            self._link.inflight -= 1
+            window.release()
+            if not acked:
+                self._unacked.release()
+
+    def _queue_ack(self, seq: int) -> None:
+        self._acked.append(seq)
+        self._ack_wake.set()
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        while self._acked:
+            seqs, self._acked = self._acked, []
+            try:
+                await self._outbox.ack(seqs)
+            finally:
+                # The outbox queued the deletes before awaiting: they commit either way.
+                for _ in seqs:
+                    self._unacked.release()
+
+    async def publish_now(
+        self, topic_suffix: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """Publish directly (no outbox), for status-like messages; False when offline."""
+        client = self._client
+        if client is None or not self.connected or len(payload) > self._cfg.max_payload:
+            return False
+        try:
+            await client.publish(
+                self._topic(topic_suffix),
+                payload,
+                qos=qos,
+                retain=retain,
+                timeout=self._cfg.connect_timeout,
+            )
+        except aiomqtt.MqttError:
+            return False
+        return True
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Close paho's socket if aiomqtt left it open.
+
+    aiomqtt 2.5.1's `__aenter__` leaves the socket open (reader registered, misc task
+    running) when the CONNACK wait times out or is cancelled; closing it here means no file
+    descriptor or task outlives a failed attempt.
+    """
+    paho = client._client
+    if paho.socket() is not None:
+        paho._sock_close()
