@@ -1,0 +1,1 @@
+"""LLRP (EPCglobal Low Level Reader Protocol): fixed UHF RFID readers, Impinj, Zebra."""
