@@ -1,0 +1,1 @@
+"""Mettler Toledo MT-SICS balances and weigh modules (protocols.md §2.1)."""

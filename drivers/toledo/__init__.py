@@ -1,0 +1,1 @@
+"""Toledo continuous-output scale indicators (protocols.md §2.2)."""
