@@ -1,0 +1,1 @@
+"""Developer tools: model training (stockout), scaffolding."""

@@ -1,0 +1,1 @@
+"""Stockout model tooling: store simulator, baselines, training, evaluation (`storegw[train]`)."""
