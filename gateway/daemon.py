@@ -30,6 +30,7 @@ from gateway.config import ConfigError, load_config
 from gateway.control import ControlServer, socket_path
 from gateway.payloads import Stamper
 from gateway.pipeline import Pipeline
+from gateway.services import FACTORIES, Service, ServiceContext
 from gateway.sinks import TELEMETRY, ConsoleSink, Sink
 from gateway.state import StateStore
 from gateway.supervisor import RestartPolicy, Supervisor
@@ -88,11 +89,31 @@ class Daemon:
         self.sink: Sink = sink or (
             self.cloud.sink if self.cloud else ConsoleSink(self.stamper, self.prefix)
         )
-        self.control = ControlServer(socket_path(config), self.status)
         self.aggregator = Aggregator(config.aggregation.window, _device_infos(config))
         self.pipeline = Pipeline(
             self.queue, self.sink, Catalog.from_config(config.catalog), self.aggregator
         )
+        self.control = ControlServer(socket_path(config), self.status)
+        self.services: list[Service] = []
+        self.ready = asyncio.Event()
+        service_ctx = ServiceContext(
+            config=config,
+            sink=self.sink,
+            router=self.cloud.router if self.cloud else None,
+            pipeline=self.pipeline,
+            states=self.states,
+            supervisor=self.supervisor,
+            catalog=lambda: self.pipeline.catalog,
+            status=self.status,
+            ready=self.ready,
+            core_alive=self.core_alive,
+            services={},
+        )
+        for factory in FACTORIES:
+            service = factory(service_ctx)
+            if service is not None:
+                self.services.append(service)
+                service_ctx.services[service.name] = service
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
@@ -129,6 +150,8 @@ class Daemon:
         self.aggregator.restore_baselines(self.states.get("aggregator").get("counters", {}))
         if self.cloud is not None:
             await self.cloud.open()
+        for service in self.services:
+            await service.open()
         await self.control.start()
 
     async def run(self) -> int:
@@ -147,10 +170,13 @@ class Daemon:
             self._spawn("pipeline:timer", self.pipeline.run_timer())
             self._spawn("state:saver", self._save_states_forever())
             self._spawn("reloader", self._reload_forever())
+            for service in self.services:
+                self._spawn(f"service:{service.name}", service.run())
             if self.cloud is not None:
                 self._tasks["uplink"] = self.cloud.start_uplink()
                 self._spawn("metrics", self._metrics_forever())
             await self.supervisor.apply(self._devices(self.config))
+            self.ready.set()
             log.info(
                 "storegw %s running: store %s, gateway %s, %d devices",
                 __version__,
@@ -203,6 +229,10 @@ class Daemon:
                 await self.supervisor.stop_all()
                 await self._cancel("pipeline", "pipeline:timer")
                 await self.pipeline.flush()
+                await self._cancel(*(f"service:{s.name}" for s in self.services))
+                for service in self.services:
+                    await service.close()
+                await self.sink.drain()
                 await self._save_states()
                 await self._cancel("metrics", "uplink")
                 if self.cloud is not None:
@@ -222,6 +252,10 @@ class Daemon:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def core_alive(self) -> bool:
+        """Whether every core task is still running (the systemd watchdog asks this)."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks.values())
 
     # -- periodic work ------------------------------------------------------------------
 
@@ -275,6 +309,9 @@ class Daemon:
             Catalog.from_config(new.catalog), new.aggregation.window, _device_infos(new)
         )
         self.stamper.gw = new.gateway.id
+        for service in self.services:
+            service.ctx.config = new
+            await service.reconfigure(new)
         if new.logging.level != old.logging.level:
             logging.getLogger().setLevel(new.logging.level.upper())
         if self.cloud is not None and new.mqtt != old.mqtt and new.mqtt is not None:
@@ -324,6 +361,7 @@ class Daemon:
         cloud = self.cloud.stats() if self.cloud is not None else {"uplink": None}
         return {
             **cloud,
+            **{s.name: s.stats() for s in self.services},
             "gateway": {
                 "store": self.config.gateway.store,
                 "id": self.config.gateway.id,

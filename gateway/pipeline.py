@@ -58,6 +58,12 @@ class Pipeline:
             WeightSample: self._weight,
             TagRead: self._tag,
         }
+        self._observers: dict[type, list[Callable[[Any], None]]] = {}
+
+    def subscribe(self, kind: type, callback: Callable[[Any], None]) -> None:
+        """Call `callback(event)` for every event of class `kind` (after the pipeline's own
+        handling). Callbacks run on the hot path: keep them cheap, never block."""
+        self._observers.setdefault(kind, []).append(callback)
 
     def configure(self, catalog: Catalog, window: float, devices: dict[str, DeviceInfo]) -> None:
         """Apply a reloaded config in place."""
@@ -80,11 +86,16 @@ class Pipeline:
             await self._send_sales()
 
     def _handle(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
+        kind = type(event)
+        handler = self._handlers.get(kind)
         if handler is None:
             self.counts["unknown_event"] += 1
-        else:
-            handler(event)
+            return
+        handler(event)
+        observers = self._observers.get(kind)
+        if observers is not None:
+            for observe in observers:
+                observe(event)
 
     def _weight(self, w: WeightSample) -> None:
         self.counts["weights"] += 1

@@ -73,6 +73,7 @@ class DeviceRunner:
         )
         self.health = Health(self.log)
         self.task: asyncio.Task[None] | None = None
+        self.driver: Driver | None = None  # the running instance (actuators' `write`)
         self._seen_errors: set[str] = set()
 
     def start(self) -> None:
@@ -124,7 +125,7 @@ class DeviceRunner:
         return reason
 
     async def _run_once(self) -> None:
-        driver = self.driver_cls(self.config)
+        driver = self.driver = self.driver_cls(self.config)
         ctx = DriverContext(
             self.config.id,
             self.log,

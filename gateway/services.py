@@ -1,0 +1,96 @@
+"""Services: the daemon's optional components (inventory, pricing, inference, ...).
+
+A service is built from the config when its section asks for it, sees the daemon through
+a `ServiceContext`, and follows one life cycle: `open()` before devices start (IO
+allowed), `run()` as a named core task (it may simply wait forever), `reconfigure()` on a
+reload, `close()` at shutdown after the pipeline has been flushed. Like a core task, a
+service whose `run()` raises is a bug: the daemon stops in order and exits non-zero.
+
+To add one: subclass `Service`, and add its `build` function to `FACTORIES` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.catalog import Catalog
+    from gateway.commands import CommandRouter
+    from gateway.config import Config
+    from gateway.pipeline import Pipeline
+    from gateway.sinks import Sink
+    from gateway.state import StateStore
+    from gateway.supervisor import Supervisor
+
+
+@dataclass(slots=True)
+class ServiceContext:
+    """What a service may use of the daemon.
+
+    - `sink.send(topic_suffix, body, "business"|"telemetry", ts)`: publish to the cloud
+      (through the outbox) or the console; stamping is done for you.
+    - `router`: register command handlers (`router.register("prices", handler)`);
+      None when the config has no `mqtt` section (no commands then).
+    - `pipeline.subscribe(EventClass, callback)`: see every event of a kind (sync callback,
+      called on the hot path: keep it cheap).
+    - `states.get(name)`: a persisted key-value `DeviceState` (saved periodically).
+    - `supervisor.runners[device_id]`: devices and their health; `device_write(id, cmd)`
+      for actuators.
+    - `status()`: the daemon's full status dict.
+    - `ready`: set once the config is loaded, the outbox open and the devices started.
+    - `core_alive()`: True while the event loop's core tasks (pipeline, uplink, ...) run.
+    - `services`: every service by name (filled before any `open()`), to find a peer
+      such as `services["inventory"]`.
+    """
+
+    config: Config
+    sink: Sink
+    router: CommandRouter | None
+    pipeline: Pipeline
+    states: StateStore
+    supervisor: Supervisor
+    catalog: Callable[[], Catalog]
+    status: Callable[[], dict[str, Any]]
+    ready: asyncio.Event
+    core_alive: Callable[[], bool]
+    services: dict[str, Service]
+
+
+class Service(ABC):
+    """Base class of the daemon's optional components."""
+
+    name: str = "service"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Before devices start: open files, restore state, register handlers."""
+
+    @abstractmethod
+    async def run(self) -> None:
+        """The service's task; loops until cancelled."""
+
+    async def reconfigure(self, config: Config) -> None:  # noqa: B027 - optional hook
+        """A reload changed the config: adapt in place."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """At shutdown, after the pipeline was flushed: save, close."""
+
+    def stats(self) -> dict[str, Any]:
+        """A section for status and metrics (keyed by `name`)."""
+        return {}
+
+
+async def idle() -> None:
+    """For services with no periodic work: wait until cancelled."""
+    await asyncio.Event().wait()
+
+
+# Each factory returns a Service when the config enables it, else None.
+FACTORIES: list[Callable[[ServiceContext], Service | None]] = []
