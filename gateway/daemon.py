@@ -30,7 +30,8 @@ from gateway.config import ConfigError, load_config
 from gateway.control import ControlServer, socket_path
 from gateway.payloads import Stamper
 from gateway.pipeline import Pipeline
-from gateway.services import FACTORIES, Service, ServiceContext
+from gateway.service_registry import FACTORIES
+from gateway.services import Service, ServiceContext
 from gateway.sinks import TELEMETRY, ConsoleSink, Sink
 from gateway.state import StateStore
 from gateway.supervisor import RestartPolicy, Supervisor
@@ -105,6 +106,7 @@ class Daemon:
             supervisor=self.supervisor,
             catalog=lambda: self.pipeline.catalog,
             status=self.status,
+            stamper=self.stamper,
             ready=self.ready,
             core_alive=self.core_alive,
             services={},

@@ -6,7 +6,8 @@ allowed), `run()` as a named core task (it may simply wait forever), `reconfigur
 reload, `close()` at shutdown after the pipeline has been flushed. Like a core task, a
 service whose `run()` raises is a bug: the daemon stops in order and exits non-zero.
 
-To add one: subclass `Service`, and add its `build` function to `FACTORIES` below.
+To add one: subclass `Service`, write `build(ctx) -> Service | None` (None when the config
+does not enable it), and register `build` in `gateway/service_registry.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.catalog import Catalog
     from gateway.commands import CommandRouter
     from gateway.config import Config
+    from gateway.payloads import Stamper
     from gateway.pipeline import Pipeline
     from gateway.sinks import Sink
     from gateway.state import StateStore
@@ -42,6 +44,8 @@ class ServiceContext:
     - `supervisor.runners[device_id]`: devices and their health; `device_write(id, cmd)`
       for actuators.
     - `status()`: the daemon's full status dict.
+    - `stamper`: adds `id`/`ts`/`gw` to payloads; set `stamper.clock_synced` when the
+      system clock is known not to be synchronised yet.
     - `ready`: set once the config is loaded, the outbox open and the devices started.
     - `core_alive()`: True while the event loop's core tasks (pipeline, uplink, ...) run.
     - `services`: every service by name (filled before any `open()`), to find a peer
@@ -56,6 +60,7 @@ class ServiceContext:
     supervisor: Supervisor
     catalog: Callable[[], Catalog]
     status: Callable[[], dict[str, Any]]
+    stamper: Stamper
     ready: asyncio.Event
     core_alive: Callable[[], bool]
     services: dict[str, Service]
@@ -91,6 +96,3 @@ async def idle() -> None:
     """For services with no periodic work: wait until cancelled."""
     await asyncio.Event().wait()
 
-
-# Each factory returns a Service when the config enables it, else None.
-FACTORIES: list[Callable[[ServiceContext], Service | None]] = []
