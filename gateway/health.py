@@ -37,6 +37,8 @@ class HealthSnapshot:
     last_error_at: float | None
     restarts: int
     errors: int
+    last_ok: float | None
+    counters: dict[str, int]
 
 
 class Health:
@@ -48,9 +50,11 @@ class Health:
 
     __slots__ = (
         "_log",
+        "counters",
         "errors",
         "last_error",
         "last_error_at",
+        "last_ok",
         "last_ok_mono",
         "reason",
         "restarts",
@@ -66,8 +70,15 @@ class Health:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_ok_mono = time.monotonic()
+        self.last_ok: float | None = None
         self.restarts = 0
         self.errors = 0
+        self.counters: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Count something about the device (`polls`, `timeouts`, `crc_errors`...): shown in
+        status and metrics, never logged."""
+        self.counters[name] = self.counters.get(name, 0) + n
 
     def _move(self, state: HealthState, reason: str | None) -> None:
         if state is self.state and reason == self.reason:
@@ -82,6 +93,7 @@ class Health:
     def ok(self) -> None:
         """The device works (and the driver is alive): call it after each good poll or read."""
         self.last_ok_mono = time.monotonic()
+        self.last_ok = time.time()
         if self.state is not HealthState.OK:
             self._move(HealthState.OK, None)
 
@@ -115,4 +127,6 @@ class Health:
             self.last_error_at,
             self.restarts,
             self.errors,
+            self.last_ok,
+            dict(self.counters),
         )

@@ -24,6 +24,7 @@ from gateway.logs import DeviceLog
 
 if TYPE_CHECKING:
     from gateway.events import Event
+    from gateway.links import LinkManager
     from gateway.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class DeviceRunner:
         states: StateStore,
         policy: RestartPolicy,
         clock: Clock | None = None,
+        links: LinkManager | None = None,
     ) -> None:
         self.config = config
         self.driver_cls = driver_cls
@@ -67,6 +69,7 @@ class DeviceRunner:
         self._states = states
         self.policy = policy
         self._clock = clock or Clock()
+        self._links = links
         self.log = DeviceLog(
             logging.getLogger(f"drivers.{driver_cls.name}"),
             {"device": config.id, "driver": driver_cls.name},
@@ -133,6 +136,7 @@ class DeviceRunner:
             self.health,
             self._states.get(f"device:{self.config.id}"),
             self._queue,
+            self._links,
         )
         task = asyncio.create_task(driver.run(ctx), name=f"driver:{self.config.id}")
         hang = self.config.hang_timeout
@@ -164,6 +168,8 @@ class DeviceRunner:
             "errors": h.errors,
             "last_error": h.last_error,
             "last_error_at": h.last_error_at,
+            "last_ok": h.last_ok,
+            "counters": h.counters,
         }
 
 
@@ -176,15 +182,19 @@ class Supervisor:
         states: StateStore,
         policy: RestartPolicy,
         clock: Clock | None = None,
+        links: LinkManager | None = None,
     ) -> None:
         self._queue = queue
         self._states = states
         self.policy = policy
         self._clock = clock
+        self.links = links
         self.runners: dict[str, DeviceRunner] = {}
 
     def _runner(self, config: DriverConfig, driver_cls: type[Driver]) -> DeviceRunner:
-        return DeviceRunner(config, driver_cls, self._queue, self._states, self.policy, self._clock)
+        return DeviceRunner(
+            config, driver_cls, self._queue, self._states, self.policy, self._clock, self.links
+        )
 
     async def apply(
         self, devices: list[tuple[DriverConfig, type[Driver]]], policy: RestartPolicy | None = None

@@ -288,6 +288,10 @@ class Subscriber:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish as the cloud would (e.g. a command)."""
+        self._client.publish(topic, payload, qos=qos)
+
     def snapshot(self) -> list[paho.MQTTMessage]:
         """The messages received so far."""
         with self._lock:
