@@ -74,7 +74,7 @@ def parse_size(text: str) -> int:
 
 def format_size(n: int) -> str:
     """Render bytes as the largest exact unit (`64000000` → `64MB`)."""
-    for unit in ("GiB", "GB", "MiB", "MB", "KiB", "KB"):
+    for unit in ("GB", "GiB", "MB", "MiB", "KB", "KiB"):
         size = _SIZE_UNITS[unit.upper()]
         if n >= size and n % size == 0:
             return f"{n // size}{unit}"
