@@ -25,7 +25,7 @@ mosquitto:
 	@if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "Installing mosquitto and socat with apt"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto socat >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto socat systemd shellcheck >/dev/null; \
 			systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
 		else \
 			echo "mosquitto is missing: install it (apt-get install mosquitto) and run make test again"; exit 1; \

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="ask the running daemon how it is doing")
     with_config(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    with_config(sub.add_parser("doctor", help="check config, ports, broker, clock, disk, daemon"))
     return p
 
 
@@ -159,7 +160,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config, discover())
     if config is None:
         return 1
-    path = socket_path(config)
+    path = socket_path(config, client=True)
     try:
         status = query_status(path)
     except StatusUnavailable as err:
@@ -167,6 +168,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """`storegw doctor -c FILE`."""
+    from gateway.doctor import run_doctor
+
+    return run_doctor(args.config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -183,6 +191,7 @@ COMMANDS = {
     "drivers": cmd_drivers,
     "schema": cmd_schema,
     "status": cmd_status,
+    "doctor": cmd_doctor,
 }
 
 

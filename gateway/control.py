@@ -45,17 +45,38 @@ class _GatewaySection(Protocol):
     def state_dir(self) -> Path: ...
 
 
+class _StatusSection(Protocol):
+    @property
+    def socket(self) -> Path | None: ...
+
+
 class _Config(Protocol):
     @property
     def gateway(self) -> _GatewaySection: ...
 
+    @property
+    def status(self) -> _StatusSection: ...
 
-def socket_path(config: _Config, env: Mapping[str, str] | None = None) -> Path:
-    """Where the status socket is: `$RUNTIME_DIRECTORY`, else `gateway.state_dir`."""
+
+# Where the installed unit's RuntimeDirectory=storegw puts the socket (systemd/storegw.service).
+SYSTEMD_SOCKET = Path("/run/storegw") / SOCKET_NAME
+
+
+def socket_path(
+    config: _Config, env: Mapping[str, str] | None = None, *, client: bool = False
+) -> Path:
+    """Where the status socket is: `status.socket`, else `$RUNTIME_DIRECTORY`, else (for a
+    client run by hand, when the unit's socket exists) `/run/storegw`, else `gateway.state_dir`."""
+    if config.status.socket is not None:
+        return config.status.socket
     environ = os.environ if env is None else env
     # systemd joins several RuntimeDirectory= entries with ':' (systemd.exec(5)).
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    return Path(runtime or config.gateway.state_dir) / SOCKET_NAME
+    if runtime:
+        return Path(runtime) / SOCKET_NAME
+    if client and SYSTEMD_SOCKET.exists():
+        return SYSTEMD_SOCKET
+    return Path(config.gateway.state_dir) / SOCKET_NAME
 
 
 class ControlServer:

@@ -185,8 +185,14 @@ class _Gateway:
 
 
 @dataclass(frozen=True)
+class _Status:
+    socket: Path | None = None
+
+
+@dataclass(frozen=True)
 class _Config:
     gateway: _Gateway
+    status: _Status = _Status()
 
 
 def test_socket_path_prefers_the_runtime_directory(tmp_path: Path) -> None:
@@ -194,6 +200,12 @@ def test_socket_path_prefers_the_runtime_directory(tmp_path: Path) -> None:
     assert socket_path(config, env={}) == tmp_path / "status.sock"
     env = {"RUNTIME_DIRECTORY": "/run/storegw:/run/other"}
     assert socket_path(config, env=env) == Path("/run/storegw/status.sock")
+
+
+def test_socket_path_from_config_wins(tmp_path: Path) -> None:
+    config = _Config(_Gateway(tmp_path), _Status(tmp_path / "here.sock"))
+    env = {"RUNTIME_DIRECTORY": "/run/storegw"}
+    assert socket_path(config, env=env, client=True) == tmp_path / "here.sock"
 
 
 def test_table() -> None:
