@@ -1,1 +1,5 @@
-"""POS capture from a till's serial stream: sale lines, receipts, pole displays (protocols §4)."""
+"""POS capture from a till's serial stream: sale lines, ESC/POS receipts, pole displays."""
+
+from drivers.pos_serial.driver import PosSerial
+
+__all__ = ["PosSerial"]
