@@ -108,14 +108,10 @@ class Pipeline:
             )
         )
 
-    def _tag(self, t: TagRead) -> None:
-        # Until presence tracking lands (issue 5), reads are summarised per antenna:
-        # the window's count is the number of reads, its mean the mean RSSI.
+    def _tag(self, _: TagRead) -> None:
+        # Reads become presence per tag and zone in the "presence" service (a subscriber);
+        # raw reads never go up, so the pipeline only counts them.
         self.counts["tag_reads"] += 1
-        if t.rssi is not None:
-            self.aggregator.add(
-                Reading(t.device, f"rssi.antenna{t.antenna}", t.rssi, "dBm", t.ts, t.mono)
-            )
 
     async def _send_sales(self) -> None:
         if not self._sales:

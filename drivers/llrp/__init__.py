@@ -1,1 +1,5 @@
-"""LLRP (EPCglobal Low Level Reader Protocol): fixed UHF RFID readers, Impinj, Zebra."""
+"""LLRP fixed UHF RFID readers: the driver (entry point `llrp`) on an IO-free codec."""
+
+from drivers.llrp.driver import LlrpDriver
+
+__all__ = ["LlrpDriver"]
