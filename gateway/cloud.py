@@ -10,6 +10,10 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from gateway.clouds.aliyun import AliyunProfile
+from gateway.clouds.aws import ALPN, AwsProfile
+from gateway.clouds.azure import AzureProfile
+from gateway.clouds.base import Profile
 from gateway.commands import CommandRouter, ping_handler
 from gateway.outbox import DeliveryClass, Outbox
 from gateway.payloads import encode
@@ -29,6 +33,8 @@ def mqtt_settings(config: Config) -> MqttSettings:
     assert m is not None
     password = m.password.get() if m.password is not None else None
     tls = m.tls
+    aws = m.aws if m.profile == "aws-iot" else None
+    alpn = aws is not None and (aws.alpn if aws.alpn is not None else m.port == 443)
     return MqttSettings(
         host=m.host,
         client_id=m.client_id,
@@ -50,7 +56,57 @@ def mqtt_settings(config: Config) -> MqttSettings:
         reconnect_initial=m.reconnect.initial,
         reconnect_max=m.reconnect.max,
         max_payload=m.max_payload,
+        alpn=(ALPN,) if alpn else (),
     )
+
+
+def build_profile(config: Config, settings: MqttSettings) -> Profile:
+    """The cloud profile (`mqtt.profile`, `mqtt.format`) the uplink speaks."""
+    m = config.mqtt
+    assert m is not None
+    s = settings
+    if m.format == "sparkplug":
+        # Imported only here: the protobuf runtime costs ~3 MB RSS (style.md §11 budget).
+        from gateway.sparkplug.node import SparkplugNode  # noqa: PLC0415
+
+        sp = m.sparkplug
+        return SparkplugNode(
+            group=(sp.group_id if sp else None) or config.gateway.store,
+            edge=(sp.edge_node_id if sp else None) or config.gateway.id,
+            client_id=s.client_id,
+            devices={d.id: d.driver for d in config.devices},
+            primary_host=sp.primary_host_id if sp else None,
+            username=s.username,
+            password=s.password,
+        )
+    if m.profile == "azure-iot-hub" and m.azure is not None:
+        az = m.azure
+        return AzureProfile(
+            s.prefix,
+            hub=az.hub or m.host,
+            device_id=az.device_id,
+            device_key=az.device_key.get() if az.device_key is not None else None,
+            token_ttl=az.token_ttl,
+            heartbeat=az.heartbeat,
+            api_version=az.api_version,
+        )
+    secret = m.aliyun.device_secret if m.aliyun is not None else None
+    if m.profile == "aliyun-iot" and m.aliyun is not None and secret is not None:
+        al = m.aliyun
+        return AliyunProfile(
+            s.prefix,
+            product_key=al.product_key,
+            device_name=al.device_name,
+            device_secret=secret.get(),
+            client_id=al.client_id or al.device_name,
+            sign_method=al.sign_method,
+            secure_mode=al.secure_mode or (2 if m.tls is not None else 3),
+            timestamp=al.timestamp,
+            property_post=al.property_post,
+        )
+    if m.profile == "aws-iot":
+        return AwsProfile(s.prefix, s.client_id)
+    return Profile(s.prefix, s.client_id, username=s.username, password=s.password)
 
 
 class Cloud:
@@ -89,10 +145,17 @@ class Cloud:
         self.router.register("ping", ping_handler(summary))
         self._birth = birth
         self.settings = mqtt_settings(config)
-        self.uplink = Uplink(
-            self.settings, self.outbox, birth=birth, on_command=self.router.dispatch
-        )
+        self.uplink = self._make_uplink(config)
         self._uplink_task: asyncio.Task[None] | None = None
+
+    def _make_uplink(self, config: Config) -> Uplink:
+        return Uplink(
+            self.settings,
+            self.outbox,
+            birth=self._birth,
+            on_command=self.router.dispatch,
+            profile=build_profile(config, self.settings),
+        )
 
     async def _send_ack(self, topic: str, body: dict[str, Any]) -> None:
         # Acks are business messages: never dropped, delivered in order with sales.
@@ -112,9 +175,7 @@ class Cloud:
         """New broker settings: stop the uplink (it finishes in-flight acks) and start anew."""
         await self.stop_uplink()
         self.settings = mqtt_settings(config)
-        self.uplink = Uplink(
-            self.settings, self.outbox, birth=self._birth, on_command=self.router.dispatch
-        )
+        self.uplink = self._make_uplink(config)
         return self.start_uplink()
 
     async def stop_uplink(self) -> None:
@@ -137,6 +198,7 @@ class Cloud:
         up = self.uplink.stats()
         up.setdefault("host", self.settings.host)
         up.setdefault("port", self.settings.port)
+        up.setdefault("profile", self.uplink.profile.name)
         return {
             "uplink": up,
             "outbox": self.outbox.stats(),

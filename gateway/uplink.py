@@ -6,6 +6,12 @@ at least once: a message leaves the outbox only after its PUBACK — aiomqtt 2.5
 PUBACK (paho `_handle_pubackcomp`). A window of `inflight` publishes is kept in flight so
 throughput does not depend on the round-trip time; on a disconnect the outbox is released
 and the oldest un-acknowledged message is sent first again.
+
+What is published where is the cloud profile's business (`gateway/clouds/`): its login
+(renewed by reconnecting before `Login.renew_at`), will, birth, subscriptions, the topic
+of each outbox message and the commands found in incoming messages. A profile that needs
+its messages on the wire in the order it numbered them (Sparkplug's `seq`) gets a window
+of one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +28,24 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.backoff import Backoff
+from gateway.clouds.base import Out, Profile, SessionEnded
+from gateway.outbox import DeliveryClass, Stored
 from gateway.payloads import Stamper, encode
-from gateway.uplink_link import Link, LinkState, MqttSettings, PahoErrors, describe, log
+from gateway.uplink_link import (
+    Link,
+    LinkState,
+    MqttSettings,
+    PahoErrors,
+    describe,
+    log,
+    tls_context,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from gateway.outbox import Outbox, Stored
+    from gateway.clouds.base import Login
+    from gateway.outbox import Outbox
 
 __all__ = ["MqttSettings", "Uplink"]
 
@@ -48,8 +64,12 @@ class Uplink:
         *,
         birth: Callable[[], dict[str, Any]],
         on_command: Callable[[str, bytes], Awaitable[None]],
+        profile: Profile | None = None,
     ) -> None:
         self._cfg = cfg
+        self._profile = profile or Profile(
+            cfg.prefix, cfg.client_id, username=cfg.username, password=cfg.password
+        )
         self._outbox = outbox
         self._birth = birth
         self._on_command = on_command
@@ -57,6 +77,7 @@ class Uplink:
         self._link = Link(cfg)
         self._paho_errors = PahoErrors()
         self._client: aiomqtt.Client | None = None
+        self._login: Login | None = None
         self._lost = False
         self._acked: list[int] = []
         self._ack_wake = asyncio.Event()
@@ -71,8 +92,10 @@ class Uplink:
         """State, connects, disconnects, last error, publishes, acks, in flight, RTT."""
         return self._link.stats()
 
-    def _topic(self, suffix: str) -> str:
-        return f"{self._cfg.prefix}/{suffix}"
+    @property
+    def profile(self) -> Profile:
+        """The cloud profile this uplink speaks."""
+        return self._profile
 
     async def run(self) -> None:
         """Forever: connect, birth, subscribe, drain; reconnect with backoff on loss."""
@@ -85,52 +108,49 @@ class Uplink:
             else:
                 self._link.up()
                 started = time.monotonic()
-                reason = "disconnected"
+                reason, renew = "disconnected", False
                 try:
-                    reason = await self._serve(client)
+                    reason, renew = await self._serve(client)
                 finally:
                     await self._after_session(client)
                 self._link.down(reason)
                 if time.monotonic() - started > _STABLE:
                     backoff.reset()
+                if renew:
+                    continue  # a planned reconnect (fresh credentials): no backoff
             await asyncio.sleep(backoff.next_delay())
-
-    def _tls_context(self) -> ssl.SSLContext:
-        cfg = self._cfg
-        ctx = ssl.create_default_context(cafile=str(cfg.tls_ca) if cfg.tls_ca else None)
-        if cfg.tls_cert is not None:
-            ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-        return ctx
 
     async def _connect(self) -> aiomqtt.Client:
         cfg = self._cfg
         v5 = cfg.version == "5"
         props = None
+        clean = cfg.clean_start if self._profile.clean_start is None else self._profile.clean_start
         if v5:
             # MQTT 5 §3.1.2.11.2: without a Session Expiry Interval the session ends with
             # the connection, and commands sent while we are offline would be lost.
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = cfg.session_expiry
+            # Sparkplug 3.0 §5.4 (a profile forcing a clean session): session expiry 0.
+            expiry = 0 if self._profile.clean_start else cfg.session_expiry
+            props.SessionExpiryInterval = expiry
         # Loading certificate files blocks: keep it off the event loop.
-        tls = await asyncio.to_thread(self._tls_context) if cfg.tls else None
-        will = aiomqtt.Will(
-            self._topic("status"),
-            encode(self._stamper.stamp({"state": "offline"})),
-            qos=1,
-            retain=True,
+        tls = await asyncio.to_thread(tls_context, cfg) if cfg.tls else None
+        self._login = login = self._profile.login()
+        last = self._profile.will(encode(self._stamper.stamp({"state": "offline"})))
+        will = (
+            None if last is None else aiomqtt.Will(last.topic, last.payload, last.qos, last.retain)
         )
         client = aiomqtt.Client(
             cfg.host,
             cfg.port,
-            username=cfg.username,
-            password=cfg.password,
-            identifier=cfg.client_id,
+            username=login.username,
+            password=login.password,
+            identifier=login.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=will,
             # paho refuses clean_session with MQTT 5, which uses clean_start instead.
-            clean_session=None if v5 else cfg.clean_start,
+            clean_session=None if v5 else clean,
             # ... and refuses clean_start (other than its default) with 3.1.1.
-            clean_start=cfg.clean_start if v5 else paho_client.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=clean if v5 else paho_client.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
             timeout=cfg.connect_timeout,  # the CONNACK wait: a silent broker times out here
             keepalive=cfg.keepalive,  # paho closes a half-dead link after keepalive·1.5
@@ -150,30 +170,51 @@ class Uplink:
             raise
         return client
 
-    async def _serve(self, client: aiomqtt.Client) -> str:
-        """Birth, subscribe, then receive and drain until the link is lost; returns why."""
+    async def _serve(self, client: aiomqtt.Client) -> tuple[str, bool]:
+        """Subscribe, birth, then receive and drain until the session ends.
+
+        Returns why it ended, and whether it was a planned end (reconnect at once).
+        """
         self._client, self._lost = client, False
         self._paho_errors.take()
-        reason = "disconnected"
+        session = _Session(self, client)
+        reason, renew = "disconnected", False
         try:
+            for topic, qos in self._profile.subscriptions():
+                await client.subscribe(topic, qos=qos, timeout=self._cfg.connect_timeout)
             body = self._birth()
             birth = body if "id" in body else self._stamper.stamp(body)
-            timeout = self._cfg.connect_timeout
-            await client.publish(
-                self._topic("status"), encode(birth), qos=1, retain=True, timeout=timeout
-            )
-            await client.subscribe(self._topic("cmd/+"), qos=1, timeout=timeout)
+            await self._profile.start(session, encode(birth))
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._commands(client), name="uplink:commands")
+                tg.create_task(self._commands(client, session), name="uplink:commands")
                 tg.create_task(self._drain(client), name="uplink:drain")
                 tg.create_task(self._ack_loop(), name="uplink:acks")
+                tg.create_task(self._profile.watch(session), name="uplink:profile")
+                if self._login is not None and self._login.renew_at is not None:
+                    tg.create_task(self._renew(self._login.renew_at), name="uplink:renew")
         except* aiomqtt.MqttError as group:
             reason = describe(group.exceptions[0], self._cfg, self._paho_errors.take())
-        return reason
+        except* SessionEnded as group:
+            reason, renew = str(group.exceptions[0]), True
+        return reason, renew
+
+    async def _renew(self, renew_at: float) -> None:
+        """End the session before the credentials expire (Azure SAS tokens)."""
+        clock = self._profile.clock
+        # Re-read the wall clock now and then rather than sleeping once: a gateway without
+        # a real-time clock may step its time (NTP) while connected.
+        while (left := renew_at - clock()) > 0:  # noqa: ASYNC110 - polls the wall clock
+            await asyncio.sleep(min(left, self._cfg.renew_check))
+        raise SessionEnded("renewing the credentials before they expire")
 
     async def _after_session(self, client: aiomqtt.Client) -> None:
         """Record acks, hand un-acked messages back to the outbox, disconnect."""
         self._client = None
+        if not self._lost:
+            # A clean DISCONNECT fires no will: Sparkplug publishes its NDEATH itself.
+            with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
+                async with asyncio.timeout(_GRACE):
+                    await self._profile.stop(_Session(self, client))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_GRACE):
                 await self._flush_acks()
@@ -186,29 +227,36 @@ class Uplink:
         finally:
             _abandon(client)
 
-    async def _commands(self, client: aiomqtt.Client) -> None:
+    async def _commands(self, client: aiomqtt.Client, session: _Session) -> None:
         try:
             async for message in client.messages:
-                name = str(message.topic).rsplit("/", 1)[-1]
                 raw = message.payload
                 payload = raw if isinstance(raw, bytes) else str(raw or "").encode()
+                inbound = await self._profile.incoming(session, str(message.topic), payload)
+                if inbound is None:
+                    continue
+                for reply in inbound.replies:
+                    await session.publish(reply)
                 try:
-                    await self._on_command(name, payload)
+                    await self._on_command(inbound.name, inbound.payload)
                 except Exception:
                     # A handler's bug must not take the link down (design.md "Principles").
-                    log.exception("Command handler for %r failed", name)
+                    log.exception("Command handler for %r failed", inbound.name)
         except aiomqtt.MqttError:
             self._lost = True
             raise
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        window = asyncio.Semaphore(self._cfg.inflight)
+        window = asyncio.Semaphore(1 if self._profile.ordered else self._cfg.inflight)
         pending: set[asyncio.Task[None]] = set()
         try:
             while True:
                 for message in await self._outbox.next_batch(self._cfg.inflight):
                     await self._unacked.acquire()
-                    if len(message.payload) > self._cfg.max_payload:
+                    await window.acquire()
+                    await self._profile.gate()
+                    outs = self._profile.outgoing(message)
+                    if any(len(out.payload) > self._cfg.max_payload for out in outs):
                         # The producer should never make these; sending would break the
                         # broker contract (design.md: payloads under 128 KB).
                         self._link.too_large += 1
@@ -219,10 +267,10 @@ class Uplink:
                             self._cfg.max_payload,
                         )
                         self._queue_ack(message.seq)
+                        window.release()
                         continue
-                    await window.acquire()
                     task = asyncio.create_task(
-                        self._publish(client, message, window), name="uplink:publish"
+                        self._publish(client, message.seq, outs, window), name="uplink:publish"
                     )
                     pending.add(task)
                     task.add_done_callback(pending.discard)
@@ -237,25 +285,22 @@ class Uplink:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     async def _publish(
-        self, client: aiomqtt.Client, message: Stored, window: asyncio.Semaphore
+        self, client: aiomqtt.Client, seq: int, outs: list[Out], window: asyncio.Semaphore
     ) -> None:
         acked = False
         self._link.inflight += 1
         self._link.publishes += 1
         started = time.monotonic()
         try:
-            # math.inf: a lost link cancels this task; a timeout would only resend early.
-            await client.publish(
-                self._topic(message.topic),
-                message.payload,
-                qos=1,
-                retain=message.retain,
-                timeout=math.inf,
-            )
+            for out in outs:
+                # math.inf: a lost link cancels this task; a timeout would only resend early.
+                await client.publish(
+                    out.topic, out.payload, qos=out.qos, retain=out.retain, timeout=math.inf
+                )
             acked = True
             self._link.rtts.append(time.monotonic() - started)
             self._link.acks += 1
-            self._queue_ack(message.seq)
+            self._queue_ack(seq)
         except aiomqtt.MqttError:
             pass  # the link is going down: the message stays in the outbox and is resent
         finally:
@@ -291,17 +336,45 @@ class Uplink:
         client = self._client
         if client is None or not self.connected or len(payload) > self._cfg.max_payload:
             return False
+        message = Stored(0, topic_suffix, payload, DeliveryClass.TELEMETRY, retain, time.time())
         try:
-            await client.publish(
-                self._topic(topic_suffix),
-                payload,
-                qos=qos,
-                retain=retain,
-                timeout=self._cfg.connect_timeout,
-            )
+            for out in self._profile.outgoing(message):
+                await client.publish(
+                    out.topic,
+                    out.payload,
+                    qos=min(qos, out.qos),
+                    retain=out.retain,
+                    timeout=self._cfg.connect_timeout,
+                )
         except aiomqtt.MqttError:
             return False
         return True
+
+
+class _Session:
+    """The uplink as a profile sees it during one connection (`gateway.clouds.base.Session`)."""
+
+    def __init__(self, uplink: Uplink, client: aiomqtt.Client) -> None:
+        self._uplink = uplink
+        self._client = client
+
+    async def publish(self, out: Out) -> None:
+        """Publish now, waiting for the PUBACK (QoS 1) at most `connect_timeout`."""
+        await self._client.publish(
+            out.topic,
+            out.payload,
+            qos=out.qos,
+            retain=out.retain,
+            timeout=self._uplink._cfg.connect_timeout,
+        )
+
+    def stamp(self, body: dict[str, Any]) -> bytes:
+        """`body` with the envelope, encoded."""
+        return encode(self._uplink._stamper.stamp(body))
+
+    async def dispatch(self, name: str, payload: bytes) -> None:
+        """To the command router."""
+        await self._uplink._on_command(name, payload)
 
 
 def _abandon(client: aiomqtt.Client) -> None:

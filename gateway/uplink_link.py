@@ -45,11 +45,23 @@ class MqttSettings:
     reconnect_initial: float = 1.0
     reconnect_max: float = 60.0
     max_payload: int = 128_000
+    alpn: tuple[str, ...] = ()  # e.g. AWS IoT's "x-amzn-mqtt-ca" for MQTT on port 443
+    renew_check: float = 30.0  # how often the clock is re-read while waiting to renew a login
 
     @property
     def tls(self) -> bool:
         """Whether the connection uses TLS."""
         return self.use_tls or self.tls_ca is not None or self.tls_cert is not None
+
+
+def tls_context(cfg: MqttSettings) -> ssl.SSLContext:
+    """The client TLS context: CA, client certificate, ALPN (blocking: reads files)."""
+    ctx = ssl.create_default_context(cafile=str(cfg.tls_ca) if cfg.tls_ca else None)
+    if cfg.tls_cert is not None:
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    if cfg.alpn:
+        ctx.set_alpn_protocols(list(cfg.alpn))
+    return ctx
 
 
 class PahoErrors(logging.Handler):

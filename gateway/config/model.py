@@ -9,10 +9,13 @@ from pydantic import Field, PrivateAttr, create_model
 from pydantic_core import PydanticUndefined
 
 from gateway.config.catalog import AggregationConfig, CatalogConfig, CommandsConfig
+from gateway.config.inference import InferenceConfig
+from gateway.config.labels import LabelsConfig
+from gateway.config.links import LinksConfig
+from gateway.config.mqtt import MqttConfig
 from gateway.config.sections import (
     GatewayConfig,
     LoggingConfig,
-    MqttConfig,
     OutboxConfig,
     Section,
     StatusConfig,
@@ -35,6 +38,10 @@ class Config(Section):
         default_factory=lambda: OutboxConfig.model_validate({}),
         description="The on-disk queue in front of the uplink.",
     )
+    links: LinksConfig = Field(
+        default_factory=lambda: LinksConfig([]),
+        description="Serial ports and TCP endpoints shared by devices.",
+    )
     devices: list[DriverConfig] = Field(
         default_factory=list, description="The devices; each names its driver."
     )
@@ -47,6 +54,8 @@ class Config(Section):
     commands: CommandsConfig = Field(
         default_factory=CommandsConfig, description="Commands from the cloud."
     )
+    inference: InferenceConfig | None = Field(None, description="Stockout prediction.")
+    labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Shelf labels.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
     status: StatusConfig = Field(default_factory=StatusConfig, description="Status and metrics.")
 

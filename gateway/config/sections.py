@@ -1,4 +1,4 @@
-"""Section models for the daemon itself: gateway, mqtt, outbox, logging, status.
+"""Section models for the daemon itself: gateway, outbox, logging, status (mqtt: `mqtt.py`).
 
 Durations are floats of seconds and sizes ints of bytes (`gateway.config.types`); every
 field carries a description, which becomes JSON Schema text for editors.
@@ -6,17 +6,13 @@ field carries a description, which becomes JSON Schema text for editors.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from gateway.config.fields import As, ConfigPath, ExistingFile, Name, context_value
-from gateway.config.secrets import Secret
+from gateway.config.fields import As, ConfigPath, Name, context_value
 from gateway.config.types import duration, size
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class Section(BaseModel):
@@ -50,14 +46,6 @@ class RestartBackoff(Backoff):
     )
 
 
-class ReconnectBackoff(Backoff):
-    """How the uplink reconnects to the broker."""
-
-    max: Annotated[float, As(duration("1s", "1h"))] = Field(
-        120.0, description="The delay between reconnect attempts never grows beyond this."
-    )
-
-
 class GatewayConfig(Section):
     """Who this gateway is and where it keeps its state."""
 
@@ -75,93 +63,6 @@ class GatewayConfig(Section):
     restart_backoff: RestartBackoff = Field(
         default_factory=RestartBackoff, description="Delays between restarts of a failed device."
     )
-
-
-class TlsConfig(Section):
-    """TLS to the broker; `tls: {}` uses the system's certificate authorities."""
-
-    ca_file: ExistingFile | None = Field(None, description="CA certificate(s), PEM.")
-    cert_file: ExistingFile | None = Field(None, description="Client certificate, PEM.")
-    key_file: ExistingFile | None = Field(None, description="Client private key, PEM.")
-
-    @model_validator(mode="after")
-    def _pair(self) -> Self:
-        if (self.cert_file is None) != (self.key_file is None):
-            missing = "key_file" if self.key_file is None else "cert_file"
-            raise ValueError(f"cert_file and key_file go together: {missing} is missing")
-        return self
-
-
-class MqttConfig(Section):
-    """The uplink broker; without this section events are printed to the console."""
-
-    host: str = Field(min_length=1, description="Broker host name or address.")
-    port: int = Field(
-        1883, ge=1, le=65535, description="Broker port; default 8883 with tls, else 1883."
-    )
-    version: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
-    client_id: str = Field(
-        "storegw",
-        min_length=1,
-        max_length=128,
-        description="Default 'storegw-<store>-<gateway id>'.",
-    )
-    username: str | None = Field(None, description="User name, if the broker wants one.")
-    password: Secret | None = Field(None, description="Password (prefer password_file).")
-    password_file: ConfigPath | None = Field(None, description="File holding the password.")
-    tls: TlsConfig | None = Field(None, description="TLS settings; absent means plain TCP.")
-    keepalive: Annotated[float, As(duration("5s", "20m"))] = Field(
-        60.0, description="MQTT keep-alive interval."
-    )
-    connect_timeout: Annotated[float, As(duration("1s", "5m"))] = Field(
-        10.0, description="How long one connection attempt may take."
-    )
-    session_expiry: Annotated[float, As(duration("0s", "30d"))] = Field(
-        604_800.0, description="How long the broker keeps our session while we are away (MQTT 5)."
-    )
-    clean_start: bool = Field(default=False, description="Start a new session on every connect.")
-    prefix: str = Field(
-        "storegw/{store}/{gateway}",
-        validate_default=True,
-        description="Topic prefix; {store} and {gateway} are filled in.",
-    )
-    inflight: int = Field(100, ge=1, le=1000, description="Unacknowledged messages at most.")
-    reconnect: ReconnectBackoff = Field(
-        default_factory=ReconnectBackoff, description="Delays between reconnect attempts."
-    )
-    profile: Literal["generic"] = Field("generic", description="Broker profile.")
-    format: Literal["storegw"] = Field("storegw", description="Payload format.")
-    max_payload: Annotated[int, As(size("1KB", "256MB"))] = Field(
-        128_000, description="Largest message sent in one piece."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _computed_defaults(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if data.get("port") is None:
-            data["port"] = 8883 if data.get("tls") is not None else 1883
-        if data.get("client_id") is None:
-            store = context_value(info, "store") or "store"
-            gateway = context_value(info, "gateway") or "gateway"
-            data["client_id"] = f"storegw-{store}-{gateway}"
-        return data
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str, info: ValidationInfo) -> str:
-        names = {"store": context_value(info, "store"), "gateway": context_value(info, "gateway")}
-        for name in _PLACEHOLDER.findall(value):
-            if name not in names:
-                raise ValueError(f"unknown placeholder '{{{name}}}': use {{store}} and {{gateway}}")
-        topic = _PLACEHOLDER.sub(lambda m: str(names[m.group(1)] or m.group(1)), value)
-        if not topic or topic.startswith("/") or topic.endswith("/"):
-            raise ValueError("must not be empty nor start or end with '/'")
-        if "+" in topic or "#" in topic:
-            raise ValueError("must not contain the MQTT wildcards '+' or '#'")
-        return topic
 
 
 class OutboxTtl(Section):

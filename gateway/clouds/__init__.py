@@ -1,0 +1,1 @@
+"""Cloud profiles for the uplink: AWS IoT Core, Azure IoT Hub, Alibaba Cloud IoT."""
