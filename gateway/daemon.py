@@ -28,6 +28,7 @@ from gateway.catalog import Catalog
 from gateway.cloud import Cloud
 from gateway.config import ConfigError, load_config
 from gateway.control import ControlServer, socket_path
+from gateway.links import LinkManager
 from gateway.payloads import Stamper
 from gateway.pipeline import Pipeline
 from gateway.service_registry import FACTORIES
@@ -55,12 +56,16 @@ def _policy(config: Config) -> RestartPolicy:
     return RestartPolicy(initial=rb.initial, max=rb.max, reset_after=rb.reset_after)
 
 
-def _device_infos(config: Config) -> dict[str, DeviceInfo]:
+def _device_infos(config: Config, registry: Registry) -> dict[str, DeviceInfo]:
+    """Window per device: `aggregation.device_windows`, else the driver's `default_window`
+    (meters: 15 min, the billing interval), else `aggregation.window`."""
     windows = config.aggregation.device_windows
-    return {
-        d.id: DeviceInfo(d.driver, d.zone, windows.get(d.id, config.aggregation.window))
-        for d in config.devices
-    }
+    infos = {}
+    for d in config.devices:
+        cls = registry.drivers.get(d.driver)
+        default = getattr(cls, "default_window", None) or config.aggregation.window
+        infos[d.id] = DeviceInfo(d.driver, d.zone, windows.get(d.id, float(default)))
+    return infos
 
 
 class Daemon:
@@ -82,7 +87,8 @@ class Daemon:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.gateway.queue_size)
         state_dir = config.gateway.state_dir
         self.states = StateStore(state_dir / "state.sqlite")
-        self.supervisor = Supervisor(self.queue, self.states, _policy(config))
+        self.links = LinkManager(config.links)
+        self.supervisor = Supervisor(self.queue, self.states, _policy(config), links=self.links)
         self.config_hash = _file_hash(config_path)
         self.cloud: Cloud | None = None
         if config.mqtt is not None:
@@ -90,7 +96,7 @@ class Daemon:
         self.sink: Sink = sink or (
             self.cloud.sink if self.cloud else ConsoleSink(self.stamper, self.prefix)
         )
-        self.aggregator = Aggregator(config.aggregation.window, _device_infos(config))
+        self.aggregator = Aggregator(config.aggregation.window, _device_infos(config, registry))
         self.pipeline = Pipeline(
             self.queue, self.sink, Catalog.from_config(config.catalog), self.aggregator
         )
@@ -229,6 +235,7 @@ class Daemon:
         try:
             async with asyncio.timeout(timeout):
                 await self.supervisor.stop_all()
+                await self.links.close()
                 await self._cancel("pipeline", "pipeline:timer")
                 await self.pipeline.flush()
                 await self._cancel(*(f"service:{s.name}" for s in self.services))
@@ -306,9 +313,12 @@ class Daemon:
         old, self.config = self.config, new
         self.reloads += 1
         self.config_hash = _file_hash(self.config_path)
+        self.links.configure(new.links)
         started, stopped, restarted = await self.supervisor.apply(self._devices(new), _policy(new))
         self.pipeline.configure(
-            Catalog.from_config(new.catalog), new.aggregation.window, _device_infos(new)
+            Catalog.from_config(new.catalog),
+            new.aggregation.window,
+            _device_infos(new, self.registry),
         )
         self.stamper.gw = new.gateway.id
         for service in self.services:
@@ -375,6 +385,7 @@ class Daemon:
                 "reloads": self.reloads,
             },
             "pipeline": self.pipeline.stats(),
+            "links": self.links.stats(),
             "devices": self.supervisor.snapshot(),
         }
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
     from gateway.events import Event
     from gateway.health import Health
+    from gateway.links import Link, LinkManager
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -141,7 +142,7 @@ _MISSING = object()
 class DriverContext:
     """What a running driver is given: its id, logger, clock, health, state and `emit`."""
 
-    __slots__ = ("_queue", "clock", "device_id", "health", "log", "state")
+    __slots__ = ("_links", "_queue", "clock", "device_id", "health", "log", "state")
 
     def __init__(
         self,
@@ -151,6 +152,7 @@ class DriverContext:
         health: Health,
         state: DeviceState,
         queue: asyncio.Queue[Event],
+        links: LinkManager | None = None,
     ) -> None:
         self.device_id = device_id
         self.log = log
@@ -158,6 +160,14 @@ class DriverContext:
         self.health = health
         self.state = state
         self._queue = queue
+        self._links = links
+
+    def link(self, name: str) -> Link:
+        """The shared link `name` (a `links:` id, or `tcp://HOST:PORT` for a device's own
+        endpoint); the daemon owns it, so a driver never opens or closes it."""
+        if self._links is None:
+            raise LookupError("this context has no link manager (links need the daemon)")
+        return self._links.link(name)
 
     async def emit(self, event: Event) -> None:
         """Hand an event to the pipeline; waits while the pipeline is full."""

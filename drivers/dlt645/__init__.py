@@ -1,5 +1,9 @@
 """DL/T 645-2007 electricity meters on RS-485: frame codec, data identifiers, stream parser.
 
-The IO-free layers live here now (`protocol`, `identifiers`); the driver class and the
-meter simulator land with the IO side of issue 4.
+IO-free layers: `protocol`, `identifiers`, `parser`; the driver (`driver`) reads through
+the gateway's shared links; `simulator` serves meters on a pseudo-terminal.
 """
+
+from drivers.dlt645.driver import Dlt645
+
+__all__ = ["Dlt645"]

@@ -1,5 +1,9 @@
-"""Modbus RTU/TCP meters: register model as data, request coalescing and device profiles.
+"""Modbus RTU/TCP meters: register model as data, request coalescing, device profiles.
 
-The IO-free layers live here now (`registers`, `coalesce`, `profiles`); the driver class,
-the per-link scheduler and the simulator land with the IO side of issue 4.
+IO-free layers: `registers`, `coalesce`, `profiles`, `protocol`; the driver (`driver`)
+polls through the gateway's shared links; `simulator` serves meters for tests and demos.
 """
+
+from drivers.modbus.driver import Modbus
+
+__all__ = ["Modbus"]

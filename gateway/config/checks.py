@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateway.config.links import link_references
 from gateway.config.messages import suggest
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def cross_checks(doc: Document) -> list[ConfigIssue]:
                 path = ("aggregation", "device_windows", device_id)
                 msg = f"no device has the id '{device_id}'" + suggest(device_id, known, "known ids")
                 issues.append(doc.issue(path, msg, at_key=True))
+    issues += link_references(doc)
     return issues
 
 
