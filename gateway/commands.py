@@ -15,8 +15,13 @@ Decisions taken here:
   under the same id.
 - Unknown top-level fields are refused (`invalid_value`), as unknown config keys are: a typo
   such as `param` must not run a command with empty parameters.
-- Multi-part commands (`part`) are refused until a handler that reassembles them exists
-  (issue 7, models): treating part 2 as a duplicate of part 1 would be wrong.
+- Multi-part commands (`part`) reach only handlers registered with `max_assembled`; the
+  router collects the parts (`gateway.command_parts`), checks the whole's `sha256`, then
+  treats the whole exactly as a one-piece command (signature, fields, duplicates) and acks
+  `accepted` at once. Parts that stop arriving for `part_timeout` end in `rejected:
+  incomplete` (not remembered: the sender may try again under the same id). A part of a
+  command already handled is a duplicate; only the last part (n = total) is answered, so a
+  re-sent N-part command gets one re-sent ack, not N. Other routes refuse parts.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.command_parts import Collector, read_part
 from gateway.command_rules import (
     NAME,
     CommandRejected,
@@ -49,6 +55,7 @@ __all__ = ["Command", "CommandRejected", "CommandRouter", "Handler", "ping_handl
 log = logging.getLogger(__name__)
 
 MAX_RUNNING = 32
+PART_TIMEOUT = 60.0
 _BAD_NAME_LOG_EVERY = 60.0
 
 
@@ -81,6 +88,7 @@ Handler = Callable[[Command], Awaitable[dict[str, Any] | None]]
 class _Route:
     handler: Handler
     actions: frozenset[str] | None
+    max_assembled: int = 0  # characters of reassembled params; 0 = refuses parts
 
 
 @dataclass(slots=True)
@@ -106,6 +114,7 @@ class CommandRouter:
         public_keys: Sequence[str],
         require_signature: bool,
         max_running: int = MAX_RUNNING,
+        part_timeout: float = PART_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._send_ack = send_ack
@@ -115,6 +124,7 @@ class CommandRouter:
         self._max_running = max_running
         self._routes: dict[str, _Route] = {}
         self._running: dict[tuple[str, str], _Running] = {}
+        self._parts = Collector(part_timeout, self._incomplete)
         self._open = False
         self._counts: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
@@ -122,14 +132,24 @@ class CommandRouter:
         self._bad_names_unlogged = 0
 
     def register(
-        self, name: str, handler: Handler, *, actions: Collection[str] | None = None
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        actions: Collection[str] | None = None,
+        max_assembled: int = 0,
     ) -> None:
-        """Route command `name` to `handler`; with `actions`, an `action` is required."""
+        """Route command `name` to `handler`; with `actions`, an `action` is required.
+
+        `max_assembled` > 0 lets the command arrive in parts whose params' JSON text adds
+        up to at most that many characters; the handler sees the reassembled command.
+        """
         if not NAME.fullmatch(name):
             raise ValueError(f"command name {name!r} must be 1-32 of [A-Za-z0-9_-]")
         if name in self._routes:
             raise ValueError(f"command {name!r} is already registered")
-        self._routes[name] = _Route(handler, None if actions is None else frozenset(actions))
+        acts = None if actions is None else frozenset(actions)
+        self._routes[name] = _Route(handler, acts, max_assembled)
 
     async def open(self) -> None:
         """Open the persistent de-duplication store."""
@@ -140,6 +160,7 @@ class CommandRouter:
         """Cancel and await running handlers (their commands are not remembered), then close."""
         self._open = False
         tasks = [r.task for r in self._running.values() if r.task is not None]
+        tasks += self._parts.cancel_all()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -185,6 +206,14 @@ class CommandRouter:
             known = ", ".join(sorted(self._routes)) or "none"
             detail = f"This gateway has no command {name!r}; it knows: {known}."
             raise CommandRejected("unknown_command", detail)
+        if "part" in raw and route.max_assembled:
+            await self._part(name, cmd_id, raw, route)
+            return
+        await self._whole(name, cmd_id, raw, route)
+
+    async def _whole(
+        self, name: str, cmd_id: str, raw: dict[str, Any], route: _Route, *, parts: bool = False
+    ) -> None:
         # The signature before the duplicate check: an unsigned re-send must not obtain a
         # stored result when signatures are required.
         self._signatures.check(raw)
@@ -194,7 +223,33 @@ class CommandRouter:
         if len(self._running) >= self._max_running:
             detail = f"{len(self._running)} commands are running already; retry later."
             raise CommandRejected("busy", detail)
-        self._start(name, cmd_id, raw, route)
+        running = _Running(accepted=parts)
+        self._running[(name, cmd_id)] = running
+        if parts:
+            # contract.md: a multi-part command is acked `accepted` once all parts arrived
+            # and verified; sent before the handler starts so that it comes first.
+            self._counts["accepted"] += 1
+            await self._send(name, {"cmd_id": cmd_id, "outcome": "accepted"})
+            if not self._open:  # closed while the ack was queued: start nothing
+                del self._running[(name, cmd_id)]
+                return
+        self._start(name, cmd_id, raw, route, running)
+
+    async def _part(self, name: str, cmd_id: str, raw: dict[str, Any], route: _Route) -> None:
+        key = (name, cmd_id)
+        part = read_part(cmd_id, raw)
+        if key not in self._parts and (key in self._running or self._store.get(*key)):
+            if part.n == part.total:
+                await self._answer_duplicate(name, cmd_id)
+            else:
+                self._counts["duplicates"] += 1
+            return
+        whole = self._parts.add(key, part, route.max_assembled)
+        if whole is not None:
+            await self._whole(name, cmd_id, whole, route, parts=True)
+
+    async def _incomplete(self, key: tuple[str, str], detail: str) -> None:
+        await self._reject(key[0], key[1], "incomplete", detail)
 
     async def _answer_duplicate(self, name: str, cmd_id: str) -> bool:
         if (name, cmd_id) in self._running:
@@ -208,9 +263,9 @@ class CommandRouter:
         await self._send(name, {**body, "duplicate": True})
         return True
 
-    def _start(self, name: str, cmd_id: str, raw: dict[str, Any], route: _Route) -> None:
-        running = _Running()
-
+    def _start(
+        self, name: str, cmd_id: str, raw: dict[str, Any], route: _Route, running: _Running
+    ) -> None:
         async def accept() -> None:
             if running.accepted:
                 return
@@ -219,7 +274,6 @@ class CommandRouter:
             await self._send(name, {"cmd_id": cmd_id, "outcome": "accepted"})
 
         command = Command(name, cmd_id, raw.get("action"), raw.get("params", {}), raw, accept)
-        self._running[(name, cmd_id)] = running
         running.task = asyncio.create_task(
             self._run(command, route.handler), name=f"cmd:{name}:{cmd_id}"
         )

@@ -14,3 +14,22 @@ if TYPE_CHECKING:
     from gateway.services import Service, ServiceContext
 
 FACTORIES: list[Callable[[ServiceContext], Service | None]] = []
+from gateway.clock import build as build_clock
+
+FACTORIES.append(build_clock)
+from gateway.systemd import build as build_systemd
+
+FACTORIES.append(build_systemd)
+from gateway.presence import build as build_presence
+
+FACTORIES.append(build_presence)
+from gateway.inventory import build as build_inventory
+
+FACTORIES.append(build_inventory)
+
+from gateway.pricing import build as build_pricing
+
+FACTORIES.append(build_pricing)
+from gateway.inference import build as build_inference
+
+FACTORIES.append(build_inference)

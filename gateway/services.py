@@ -95,4 +95,3 @@ class Service(ABC):
 async def idle() -> None:
     """For services with no periodic work: wait until cancelled."""
     await asyncio.Event().wait()
-

@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.config.fields import As, ConfigPath, ExistingFile, context_value
-from gateway.config.mqtt_profiles import (  # noqa: TC001 - pydantic reads annotations at run time
+from gateway.config.mqtt_profiles import (
     AliyunConfig,
     AwsConfig,
     AzureConfig,
     SparkplugConfig,
 )
-from gateway.config.secrets import Secret  # noqa: TC001 - pydantic reads annotations at run time
+from gateway.config.secrets import Secret
 from gateway.config.sections import Backoff, Section
 from gateway.config.types import duration, size
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from gateway.config.fields import As, ConfigPath
-from gateway.config.secrets import Secret  # noqa: TC001 - pydantic reads annotations at run time
+from gateway.config.secrets import Secret
 from gateway.config.sections import Section
 from gateway.config.types import duration
 

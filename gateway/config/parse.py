@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Sections that mean "no feature" when absent, rather than "defaults".
-_OPTIONAL_SECTIONS = {"mqtt"}
+# Absent means "off" for these (None), rather than "defaults".
+_OPTIONAL_SECTIONS = {"mqtt", "inference"}
 
 
 def load_config(path: Path, registry: Registry, *, env: Mapping[str, str] | None = None) -> Config:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field
 
-from gateway.config import ConfigPath, Secret  # noqa: TC001 - pydantic reads annotations at run time
+from gateway.config import ConfigPath, Secret
 from gateway.config.fields import As
 from gateway.config.types import duration
 from gateway.driver import Driver, DriverConfig, DriverContext

@@ -199,7 +199,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         },
         "$.txn",
     ),
-    ("metrics", {"uplink": {}, "extra": 1}, "1 is not of type 'object'"),  # a service section must be an object
+    (
+        "metrics",
+        {"uplink": {}, "extra": 1},
+        "1 is not of type 'object'",
+    ),  # a service section must be an object
     ("predictions", {"model": "m", "items": [{"sku": "A", "risk": 1.5}]}, "$.items[0].risk"),
     ("alerts", {"kind": "Stockout!", "severity": "warning", "message": "x"}, "$.kind"),
     ("cmd/p/ack", {"cmd_id": "c", "outcome": "rejected"}, "'reason' is a required property"),
