@@ -156,12 +156,24 @@ class Outbox:
                 if self._closing:
                     return
                 continue
-            wait = self._first_at + self._commit_interval - time.monotonic()
-            if wait > 0 and not self._closing and len(self._puts) < self._max_pending:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._full.wait()
+            await self._linger()
             await self._commit_once()
+
+    async def _linger(self) -> None:
+        """Wait for more puts to join this transaction, but only while more are coming.
+
+        Producers woken by the previous commit put again within a few loop iterations; once
+        an iteration passes with nothing new, nobody else is about to put and waiting longer
+        would only add latency. `commit_interval` caps the wait; `max_pending` ends it.
+        """
+        deadline = self._first_at + self._commit_interval
+        while not self._closing and len(self._puts) < self._max_pending:
+            queued = len(self._puts) + len(self._acks)
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0)
+            if len(self._puts) + len(self._acks) == queued:
+                return
 
     async def _commit_once(self) -> None:
         puts, self._puts = self._puts, []
