@@ -12,7 +12,6 @@ what the durability level guarantees.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -58,7 +57,6 @@ class Outbox:
         self._ack_waiters: list[asyncio.Future[None]] = []
         self._first_at = 0.0
         self._wake = asyncio.Event()
-        self._full = asyncio.Event()
         self._room = asyncio.Event()
         self._avail = asyncio.Event()
         self._cursor = dict.fromkeys(CLASSES, 0)
@@ -127,8 +125,6 @@ class Outbox:
         if not self._puts:
             self._first_at = time.monotonic()
         self._puts.append((Incoming(topic, payload, cls, retain, time.time()), fut))
-        if len(self._puts) >= self._max_pending:
-            self._full.set()
         self._wake.set()
         if await fut == "full":
             raise OutboxFull(
@@ -179,7 +175,6 @@ class Outbox:
         puts, self._puts = self._puts, []
         acks, self._acks = self._acks, []
         waiters, self._ack_waiters = self._ack_waiters, []
-        self._full.clear()
         self._room.set()
         try:
             await self._run(self._store.commit, [p for p, _ in puts], acks, self._ttl)
