@@ -1,6 +1,8 @@
 """The MQTT uplink: one connection to the broker, draining the outbox, receiving commands.
 
-Every aiomqtt call of the daemon lives in this module (style.md §11). Delivery is QoS 1,
+Every aiomqtt call of the daemon lives in this module (style.md §11), which is why it is
+longer than 400 lines: splitting it would spread aiomqtt's workarounds over two files.
+Delivery is QoS 1,
 at least once: a message leaves the outbox only after its PUBACK — aiomqtt 2.5.1's
 `Client.publish(qos=1)` returns when paho's `on_publish` fires, which for QoS 1 is on
 PUBACK (paho `_handle_pubackcomp`). A window of `inflight` publishes is kept in flight so
@@ -12,6 +14,14 @@ What is published where is the cloud profile's business (`gateway/clouds/`): its
 of each outbox message and the commands found in incoming messages. A profile that needs
 its messages on the wire in the order it numbered them (Sparkplug's `seq`) gets a window
 of one.
+
+Every wait on aiomqtt is bounded here with `asyncio.timeout()`, never with aiomqtt's own
+`timeout=`: aiomqtt 2.5.1 implements that with `asyncio.wait_for`, which on Python 3.11
+returns normally when a cancellation arrives in the same loop iteration as the PUBACK or
+CONNACK (CPython gh-86296, fixed in 3.12). The cancelled task then ran on: a commands
+task cancelled mid-NBIRTH went back to waiting for messages and held the ended session's
+TaskGroup open for ever (no reconnect, no shutdown). The client is built with
+`timeout=math.inf`, which makes aiomqtt await the confirmation directly.
 """
 
 from __future__ import annotations
@@ -19,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho_client
@@ -52,6 +63,26 @@ __all__ = ["MqttSettings", "Uplink"]
 _GRACE = 2.0  # seconds to finish in-flight acks at shutdown (inside systemd's stop timeout)
 _STABLE = 30.0  # a connection that lasted this long resets the backoff exponent
 _ACK_SLACK = 4  # acknowledged-but-not-yet-deleted messages allowed, in windows
+# A PUBACK later than this (or 2·keepalive) ends the session, and the message is resent
+# after reconnecting. Generous: a full window of large messages on a slow link is normal,
+# a broker that keeps the link alive but never acknowledges is not.
+_ACK_WAIT_MIN = 60.0
+
+
+_T = TypeVar("_T")
+
+
+async def _bounded(call: Awaitable[_T], seconds: float, what: str) -> _T:
+    """Await an aiomqtt call for at most `seconds`; a timeout becomes an `MqttError`.
+
+    `asyncio.timeout` keeps a cancellation that races the call's completion (see the
+    module docstring); the MqttError keeps the callers' one error path for a dead link.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            return await call
+    except TimeoutError:
+        raise aiomqtt.MqttError(f"{what} within {seconds:g}s") from None
 
 
 class Uplink:
@@ -82,6 +113,8 @@ class Uplink:
         self._acked: list[int] = []
         self._ack_wake = asyncio.Event()
         self._unacked = asyncio.Semaphore(cfg.inflight * _ACK_SLACK)
+        self._ack_wait = max(_ACK_WAIT_MIN, 2.0 * cfg.keepalive)
+        self._stalled = asyncio.Event()
 
     @property
     def connected(self) -> bool:
@@ -152,7 +185,8 @@ class Uplink:
             # ... and refuses clean_start (other than its default) with 3.1.1.
             clean_start=clean if v5 else paho_client.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
-            timeout=cfg.connect_timeout,  # the CONNACK wait: a silent broker times out here
+            # No aiomqtt timeouts: every call is bounded by `_bounded` (module docstring).
+            timeout=math.inf,
             keepalive=cfg.keepalive,  # paho closes a half-dead link after keepalive·1.5
             tls_context=tls,
             max_queued_incoming_messages=1000,  # bounded: commands are few and small
@@ -164,10 +198,18 @@ class Uplink:
         # aiomqtt warns on every call while more than 10 are pending: our window is larger.
         client.pending_calls_threshold = cfg.inflight + 10
         try:
-            await client.__aenter__()
+            # paho's TCP connect + TLS handshake (its own connect_timeout, above), then the
+            # CONNACK wait: a silent broker times out here.
+            await _bounded(client.__aenter__(), 2 * cfg.connect_timeout, "CONNECT timed out")
         except BaseException:
             _abandon(client)
             raise
+        # paho leaves Nagle on, which holds a small packet back ~40 ms waiting for the
+        # previous one's ACK: every PUBLISH and PUBACK here is small.
+        sock = client._client.socket()
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client
 
     async def _serve(self, client: aiomqtt.Client) -> tuple[str, bool]:
@@ -177,11 +219,14 @@ class Uplink:
         """
         self._client, self._lost = client, False
         self._paho_errors.take()
+        self._stalled.clear()
         session = _Session(self, client)
         reason, renew = "disconnected", False
         try:
             for topic, qos in self._profile.subscriptions():
-                await client.subscribe(topic, qos=qos, timeout=self._cfg.connect_timeout)
+                await _bounded(
+                    client.subscribe(topic, qos=qos), self._cfg.connect_timeout, "no SUBACK"
+                )
             body = self._birth()
             birth = body if "id" in body else self._stamper.stamp(body)
             await self._profile.start(session, encode(birth))
@@ -190,13 +235,21 @@ class Uplink:
                 tg.create_task(self._drain(client), name="uplink:drain")
                 tg.create_task(self._ack_loop(), name="uplink:acks")
                 tg.create_task(self._profile.watch(session), name="uplink:profile")
+                tg.create_task(self._watch_stall(), name="uplink:stall")
                 if self._login is not None and self._login.renew_at is not None:
                     tg.create_task(self._renew(self._login.renew_at), name="uplink:renew")
         except* aiomqtt.MqttError as group:
             reason = describe(group.exceptions[0], self._cfg, self._paho_errors.take())
         except* SessionEnded as group:
             reason, renew = str(group.exceptions[0]), True
+        finally:
+            # A message the broker still hands us belongs to a session that has ended.
+            session.close()
         return reason, renew
+
+    async def _watch_stall(self) -> None:
+        await self._stalled.wait()
+        raise aiomqtt.MqttError(f"no PUBACK within {self._ack_wait:g}s")
 
     async def _renew(self, renew_at: float) -> None:
         """End the session before the credentials expire (Azure SAS tokens)."""
@@ -230,6 +283,8 @@ class Uplink:
     async def _commands(self, client: aiomqtt.Client, session: _Session) -> None:
         try:
             async for message in client.messages:
+                if session.closed:
+                    return
                 raw = message.payload
                 payload = raw if isinstance(raw, bytes) else str(raw or "").encode()
                 inbound = await self._profile.incoming(session, str(message.topic), payload)
@@ -292,15 +347,15 @@ class Uplink:
         self._link.publishes += 1
         started = time.monotonic()
         try:
-            for out in outs:
-                # math.inf: a lost link cancels this task; a timeout would only resend early.
-                await client.publish(
-                    out.topic, out.payload, qos=out.qos, retain=out.retain, timeout=math.inf
-                )
+            async with asyncio.timeout(self._ack_wait):
+                for out in outs:
+                    await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             acked = True
             self._link.rtts.append(time.monotonic() - started)
             self._link.acks += 1
             self._queue_ack(seq)
+        except TimeoutError:
+            self._stalled.set()  # the session ends; the message stays in the outbox
         except aiomqtt.MqttError:
             pass  # the link is going down: the message stays in the outbox and is resent
         finally:
@@ -339,13 +394,10 @@ class Uplink:
         message = Stored(0, topic_suffix, payload, DeliveryClass.TELEMETRY, retain, time.time())
         try:
             for out in self._profile.outgoing(message):
-                await client.publish(
-                    out.topic,
-                    out.payload,
-                    qos=min(qos, out.qos),
-                    retain=out.retain,
-                    timeout=self._cfg.connect_timeout,
+                publish = client.publish(
+                    out.topic, out.payload, qos=min(qos, out.qos), retain=out.retain
                 )
+                await _bounded(publish, self._cfg.connect_timeout, "no PUBACK")
         except aiomqtt.MqttError:
             return False
         return True
@@ -357,16 +409,18 @@ class _Session:
     def __init__(self, uplink: Uplink, client: aiomqtt.Client) -> None:
         self._uplink = uplink
         self._client = client
+        self.closed = False
+
+    def close(self) -> None:
+        """The session has ended: it publishes and handles nothing more."""
+        self.closed = True
 
     async def publish(self, out: Out) -> None:
         """Publish now, waiting for the PUBACK (QoS 1) at most `connect_timeout`."""
-        await self._client.publish(
-            out.topic,
-            out.payload,
-            qos=out.qos,
-            retain=out.retain,
-            timeout=self._uplink._cfg.connect_timeout,
-        )
+        if self.closed:
+            raise aiomqtt.MqttError(f"publish to {out.topic!r} after the session ended")
+        publish = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        await _bounded(publish, self._uplink._cfg.connect_timeout, "no PUBACK")
 
     def stamp(self, body: dict[str, Any]) -> bytes:
         """`body` with the envelope, encoded."""

@@ -185,3 +185,31 @@ async def test_primary_host_state_holds_data_until_online(broker: Broker, tmp_pa
     assert deaths[0] == 0
     held = [_metrics(p)["storegw/events/sales"] for k, _, p in msgs if k == "NDATA"]
     assert all(m.is_historical for m in held)  # stored while the host was away
+
+
+async def test_primary_host_flapping_reconnects_and_stops(broker: Broker, tmp_path: Path) -> None:
+    """STATE flapping faster than a session lasts: every `offline` after birth ends the
+    session, the node births again on the newest `online`, and the uplink stops at once
+    when cancelled mid-birth (a cancel racing a publish's completion must not be lost)."""
+    state = "spBv1.0/STATE/scada"
+
+    def host(online: bool, ts: int) -> None:
+        body = json.dumps({"online": online, "timestamp": ts}).encode()
+        sub._client.publish(state, body, qos=1, retain=True).wait_for_publish(5)
+
+    async with open_outbox(tmp_path / "o.db") as ob, Subscriber(broker, "spBv1.0/#") as sub:
+        host(online=True, ts=100)
+        for rounds in range(1, 4):
+            async with running_profile(settings(broker), ob, _node(primary_host="scada")) as up:
+                await sub.wait_for(_has("NBIRTH", 2 * rounds - 1))
+                ts = 1000 * rounds
+                host(online=False, ts=ts)  # no wait: the next STATE races the session's end
+                host(online=True, ts=ts + 1)
+                await sub.wait_for(_has("NBIRTH", 2 * rounds))
+                assert up.connected
+            # running_profile awaited the cancelled uplink (5 s deadline): it did stop.
+            await sub.wait_for(_has("NDEATH", 2 * rounds))
+        msgs = _node_msgs(sub.messages)
+    _check_sequence(msgs)
+    births = [_metrics(p)["bdSeq"].long_value for k, _, p in msgs if k == "NBIRTH"]
+    assert births == [0, 1] * 3  # +1 per CONNECT, from 0 again for each new node
