@@ -28,6 +28,8 @@ _MIN_RATE_PER_DAY = 0.01  # r's floor in the days-of-cover baseline (stockout.md
 _MIN_EXPECTED = 0.05  # floor on expected sales so the cover ratio stays finite
 _MAX_AGE_H = float(HISTORY_H)  # ages beyond the history carry no extra information
 _MAX_LAMBDA = 50.0
+# An hour of day is a refill walk hour if at least this share of the logged refills fell in it.
+_WALK_SHARE = 0.05
 
 FEATURE_NAMES: tuple[str, ...] = (
     "on_shelf",
@@ -49,6 +51,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "promo",
     "hour_of_day",
     "day_of_week",
+    "walk_share_next_h",
+    "hours_to_walk",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -101,6 +105,28 @@ def cumulative_share(
     hour = np.minimum(within.astype(np.int64), WEEK_H - 1)
     total: npt.NDArray[np.float64] = weeks + starts[hour] + (within - hour) * share[hour]
     return total
+
+
+def refill_walks(
+    last_refill_s: TimeArray, now: float, utc_offset_s: float, horizon_h: float
+) -> tuple[float, float]:
+    """(share of refills in the next H hours, hours to the next walk hour) for the store.
+
+    Staff refill shelves on walks at fixed hours (stockout.md: 25 % of OOS come from shelf
+    restocking); the latest logged refill of every SKU, read across the whole store, shows
+    those hours without any schedule being configured. A walk inside H can save a shelf.
+    """
+    recent = last_refill_s[~np.isnan(last_refill_s)]
+    recent = recent[recent > now - WEEK_H * HOUR_S]
+    if recent.size == 0:
+        return 0.0, 24.0
+    hours = (np.floor(week_position_h(recent, utc_offset_s)) % 24).astype(np.int64)
+    share = np.bincount(hours, minlength=24) / recent.size
+    now_h = int(np.ceil(float(week_position_h(now, utc_offset_s)) - 1e-6)) % 24
+    ahead = share[(now_h + np.arange(24)) % 24]
+    walks = np.nonzero(ahead >= _WALK_SHARE)[0]
+    next_walk = float(walks[0]) if walks.size else 24.0
+    return float(ahead[: max(1, int(np.ceil(horizon_h)))].sum()), next_walk
 
 
 def build_features(state: StockoutInputs) -> FloatArray:
@@ -162,4 +188,5 @@ def build_features(state: StockoutInputs) -> FloatArray:
     out[:, 16] = np.asarray(state.promo, dtype=np.float32)
     out[:, 17] = local_h
     out[:, 18] = dow
+    out[:, 19], out[:, 20] = refill_walks(last_refill, now_s, state.utc_offset_s, state.horizon_h)
     return out

@@ -31,6 +31,7 @@ from gateway.pipeline import Pipeline
 from gateway.plugins import Registry
 from gateway.services import Service, ServiceContext
 from gateway.state import StateStore
+from gateway.stockout import N_FEATURES
 from tests.contract_schema import validate
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def shipped() -> tuple[bytes, bytes]:
     ).read_bytes()
 
 
-def tiny_model(n_features: int = 19, bias: float = 0.5) -> bytes:
+def tiny_model(n_features: int = N_FEATURES, bias: float = 0.5) -> bytes:
     """A small valid ONNX classifier: softmax(x W + b), input 'features', output 'probabilities'."""
     from onnx import TensorProto, helper, numpy_helper
 

@@ -251,7 +251,7 @@ async def test_a_round_publishes_predictions_and_alerts_that_match_the_contract(
     result = await service.run_round()
     assert result is not None and result.skus == ["A1", "B2"]
     (snapshot,) = env.messages.on("predictions")
-    assert snapshot["full"] is True and snapshot["model"] == "stockout 1.0.0"
+    assert snapshot["full"] is True and snapshot["model"] == "stockout 1.1.0"
     assert snapshot["horizon_s"] == 4 * H and snapshot["threshold"] == 0.02
     items = {i["sku"]: i for i in snapshot["items"]}
     assert items["A1"]["on_shelf"] == 0 and items["A1"]["source"] == "rfid"
@@ -324,7 +324,7 @@ def test_big_snapshots_travel_in_parts_under_the_size_limit() -> None:
     result = RoundResult(
         skus, np.linspace(0, 1, n, dtype=np.float32), x, np.zeros(n, bool), 0, 1.0, 1.0
     )
-    head = {"model": "stockout 1.0.0", "horizon_s": 14400.0, "threshold": 0.5}
+    head = {"model": "stockout 1.1.0", "horizon_s": 14400.0, "threshold": 0.5}
     published: dict[str, tuple[float, bool]] = {}
     book = AlertBook(0.5, 0.1, 0.0)
     bodies = prediction_bodies(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.stockout import N_FEATURES
 from tests.gateway.inference_env import (
     InferenceEnv,
     b64,
@@ -57,7 +58,7 @@ def live(service: InferenceService) -> str:
 
 async def test_good_model_installs_and_rollback_restores_the_previous(env: InferenceEnv) -> None:
     service = await env.start()
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
     model = tiny_model()
     await env.command(install("m-1", model, card_for(model), env.key))
     ack = await final_ack(env, "m-1")
@@ -76,10 +77,10 @@ async def test_good_model_installs_and_rollback_restores_the_previous(env: Infer
     # ... and rollback brings back the shipped one, also across a restart.
     await env.command({"id": "r-1", "action": "rollback"})
     ack = await final_ack(env, "r-1")
-    assert ack["outcome"] == "done" and ack["result"]["installed"]["model"] == "stockout 1.0.0"
-    assert live(service) == "stockout 1.0.0"
+    assert ack["outcome"] == "done" and ack["result"]["installed"]["model"] == "stockout 1.1.0"
+    assert live(service) == "stockout 1.1.0"
     service = await env.start()
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
     assert service.models.previous is not None
     assert service.models.previous.origin == "installed"
 
@@ -97,7 +98,7 @@ async def test_a_large_model_arrives_in_parts(env: InferenceEnv) -> None:
     ack = await final_ack(env, "m-2")
     outcomes = [a["outcome"] for a in env.messages.on(ACK) if a["cmd_id"] == "m-2"]
     assert outcomes == ["accepted", "done"], ack
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
 
     # The whole command re-sent: one duplicate ack (on the last part), no work done again.
     for part in parts:
@@ -113,7 +114,7 @@ async def test_missing_part_is_rejected_as_incomplete(env: InferenceEnv) -> None
     await env.command(first)
     ack = await final_ack(env, "m-3")
     assert ack["reason"] == "incomplete" and "2" in ack["detail"]
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
 
 
 async def test_damaged_part_fails_the_sha256_of_the_whole(env: InferenceEnv) -> None:
@@ -135,7 +136,7 @@ async def test_refusals_keep_the_live_model(env: InferenceEnv) -> None:
     service = await env.start()
     good = tiny_model()
     good_card = card_for(good)
-    narrow = tiny_model(n_features=18)
+    narrow = tiny_model(n_features=N_FEATURES - 1)
     wrong_ref = json.loads(good_card)
     wrong_ref["reference"]["probabilities"][0] = [0.5, 0.5]
     renamed = json.loads(good_card)
@@ -160,7 +161,7 @@ async def test_refusals_keep_the_live_model(env: InferenceEnv) -> None:
         ack = await final_ack(env, cmd["id"])
         assert (ack["outcome"], ack["reason"]) == ("rejected", reason), ack
         assert ack["detail"]
-        assert live(service) == "stockout 1.0.0"
+        assert live(service) == "stockout 1.1.0"
     assert "bad_card" in service.stats()["last_refusal"]  # the last one that reached the checks
 
 
@@ -204,10 +205,10 @@ async def test_duplicate_command_id_does_no_work_again(env: InferenceEnv) -> Non
     first = await final_ack(env, "m-5")
     await env.command({"id": "r-5", "action": "rollback"})
     await final_ack(env, "r-5")
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
     await env.command(cmd)  # a retrying cloud: the original result, no re-install
     assert env.messages.on(ACK)[-1] == {**first, "duplicate": True}
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
 
 
 async def test_unusable_models_at_start(env: InferenceEnv, tmp_path: Path) -> None:
@@ -230,5 +231,5 @@ async def test_unusable_models_at_start(env: InferenceEnv, tmp_path: Path) -> No
     installed = env.tmp / "state" / "models" / f"{hashlib.sha256(model).hexdigest()}.onnx"
     installed.write_bytes(b"bit rot")
     service = await env.start()
-    assert live(service) == "stockout 1.0.0"
+    assert live(service) == "stockout 1.1.0"
     assert "sha256_mismatch" in service.stats()["last_refusal"]

@@ -21,6 +21,7 @@ from gateway.stockout import (
     cumulative_share,
     week_position_h,
 )
+from gateway.stockout.features import refill_walks
 
 MONDAY = 1_704_067_200.0  # 2024-01-01 00:00 UTC
 HOUR = 3600.0
@@ -68,6 +69,8 @@ def test_selling_sku_matches_hand_computation() -> None:
         "cover_ratio": 3 / (6 * 4 / 168), "days_of_cover": 3 / (12 / 14),
         "poisson_lambda": 6 * 2 / 168, "hours_since_sale": 2.0, "hours_since_refill": 5.0,
         "promo": 1.0, "hour_of_day": 10.0, "day_of_week": 0.0,
+        # The store's only logged refill was at 05:00: none in 10-14 h, the next 05:00 in 19 h.
+        "walk_share_next_h": 0.0, "hours_to_walk": 19.0,
     }  # fmt: skip
     assert got == pytest.approx(want, rel=1e-5)
 
@@ -105,6 +108,19 @@ def test_week_profile_weights_the_poisson_gap() -> None:
     assert _row(build_features(state), 0)["poisson_lambda"] == pytest.approx(6.0)
 
 
+def test_refill_walk_hours_are_read_across_the_store() -> None:
+    now = MONDAY + 10 * HOUR + 1e-3  # a hair past 10:00 still counts the 10:00 walk as ahead
+    refills = np.array(
+        [now - 22 * HOUR, now - 22 * HOUR, now - 22 * HOUR, now - 17 * HOUR,  # 12:00 and 17:00
+         now - 10 * 24 * HOUR, np.nan]  # 10 days old: outside the week read; never refilled
+    )  # fmt: skip
+    assert refill_walks(refills, now, 0.0, 4.0) == pytest.approx((0.75, 2.0))
+    assert refill_walks(refills, now + 4 * HOUR, 0.0, 4.0) == pytest.approx((0.25, 3.0))
+    # At UTC+2 the same instants are 14:00 and 19:00 local, and now is 12:00 local.
+    assert refill_walks(refills, now, 2 * HOUR, 4.0) == pytest.approx((0.75, 2.0))
+    assert refill_walks(np.array([np.nan]), now, 0.0, 4.0) == (0.0, 24.0)
+
+
 def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="sales_hourly"):
         build_features(_inputs(sales_hourly=np.zeros((2, 24), dtype=np.float32)))
@@ -121,7 +137,11 @@ def test_shipped_card_matches_the_model_file() -> None:
     card = _card()
     assert hashlib.sha256((MODELS / "stockout.onnx").read_bytes()).hexdigest() == card["sha256"]
     assert tuple(card["feature_names"]) == FEATURE_NAMES
-    assert card["input"] == {"name": "features", "type": "tensor(float)", "shape": [None, 19]}
+    assert card["input"] == {
+        "name": "features",
+        "type": "tensor(float)",
+        "shape": [None, N_FEATURES],
+    }
     assert 0.0 < card["threshold"] < 1.0
 
 

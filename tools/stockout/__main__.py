@@ -28,7 +28,7 @@ from tools.stockout.simulate import (
 from tools.stockout.speed import round_ms, synthetic_inputs
 from tools.stockout.stores import DOW_MULT, HELDOUT_STORE, TRAIN_STORES, StoreConfig, small
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 BUDGET_MS = 50.0
 STACK = ("numpy", "scikit-learn", "lightgbm", "onnxmltools", "skl2onnx", "onnx", "onnxruntime")
 
@@ -70,9 +70,12 @@ def run(out: Path, is_small: bool, seed: int, horizon_h: float) -> dict[str, Any
                       "features_ms": feat_ms, "score_ms": score_ms, "round_ms": round_total,
                       "bytes": len(onnx_bytes)})  # fmt: skip
         fitted.append((cand, onnx_bytes, sess))
-    best = max(row["val_pr_auc"] for row in speed)
+    # Best within the budget, then the smallest within 0.01 of it (a faster-than-budget
+    # candidate must not lose to one that could never ship).
+    fits = [row["round_ms"] <= BUDGET_MS for row in speed]
+    best = max(row["val_pr_auc"] for row, ok in zip(speed, fits, strict=True) if ok)
     pick = next(i for i, row in enumerate(speed)
-                if row["val_pr_auc"] >= best - 0.01 and row["round_ms"] <= BUDGET_MS)  # fmt: skip
+                if row["val_pr_auc"] >= best - 0.01 and fits[i])  # fmt: skip
     cand, onnx_bytes, sess = fitted[pick]
 
     scorers = {"model": lambda x: train.score(sess, x), **BASELINES}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gateway.stockout import HISTORY_H, EstimateSource, StockoutInputs, build_features
+from gateway.stockout import HISTORY_H, N_FEATURES, EstimateSource, StockoutInputs, build_features
 from tools.stockout.stores import DOW_MULT, StoreConfig, hour_weights
 
 TICKS_PER_HOUR = 4
@@ -207,7 +207,7 @@ def simulate_store(config: StoreConfig, days: int, horizon_h: float, seed: int) 
     tick_arr = np.repeat(np.array(rows_tick, dtype=np.int32), n)
     return StoreRun(
         config=config,
-        features=np.concatenate(rows_x) if rows_x else np.empty((0, 19), np.float32),
+        features=np.concatenate(rows_x) if rows_x else np.empty((0, N_FEATURES), np.float32),
         sku=np.tile(np.arange(n, dtype=np.int32), n_rows),
         tick=tick_arr,
         shelf=truth,
