@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -26,10 +25,11 @@ from gateway import __version__
 from gateway.aggregate import Aggregator, DeviceInfo
 from gateway.catalog import Catalog
 from gateway.cloud import Cloud
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, parse_config
+from gateway.config_store import RunningConfig, sha256_text, start_config
 from gateway.control import ControlServer, socket_path
 from gateway.links import LinkManager
-from gateway.payloads import Stamper
+from gateway.payloads import Stamper, encode
 from gateway.pipeline import Pipeline
 from gateway.service_registry import FACTORIES
 from gateway.services import Service, ServiceContext
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gateway.config import Config
+    from gateway.config_store import ConfigStore, Version
     from gateway.driver import Driver, DriverConfig
     from gateway.events import Event
     from gateway.plugins import Registry
@@ -79,9 +80,17 @@ class Daemon:
         config_path: Path | None = None,
         sink: Sink | None = None,
     ) -> None:
-        self.config = config
         self.registry = registry
         self.config_path = config_path
+        # issue 11: start from the confirmed stored version (gateway/config_store.py).
+        self.running: RunningConfig | None = None
+        self.config_store: ConfigStore | None = None
+        self.interrupted: list[Version] = []
+        if config_path is not None:
+            config, self.running, self.config_store, self.interrupted = start_config(
+                config, config_path, registry
+            )
+        self.config = config
         self.started = time.time()
         self.stamper = Stamper(config.gateway.id)
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=config.gateway.queue_size)
@@ -89,7 +98,6 @@ class Daemon:
         self.states = StateStore(state_dir / "state.sqlite")
         self.links = LinkManager(config.links)
         self.supervisor = Supervisor(self.queue, self.states, _policy(config), links=self.links)
-        self.config_hash = _file_hash(config_path)
         self.cloud: Cloud | None = None
         if config.mqtt is not None:
             self.cloud = Cloud(config, self.stamper, birth=self.birth, summary=self.summary)
@@ -116,6 +124,7 @@ class Daemon:
             ready=self.ready,
             core_alive=self.core_alive,
             services={},
+            host=self,
         )
         for factory in FACTORIES:
             service = factory(service_ctx)
@@ -298,21 +307,46 @@ class Daemon:
             log.warning("Reload requested, but the daemon was not started from a file")
             return False
         log.info("Reloading %s", self.config_path)
+        path = self.config_path
         try:
-            new = await asyncio.to_thread(load_config, self.config_path, self.registry)
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            base = path.parent.absolute()
+            new = parse_config(text, str(path), self.registry, base_dir=base)
+        except OSError as exc:
+            log.error("Reload refused: cannot read %s: %s", path, exc.strerror or exc)
+            return False
         except ConfigError as err:
             for issue in err.issues:
                 log.error("Reload refused: %s", issue)
             log.error("Keeping the running config (%d errors in the new file)", len(err.issues))
             return False
-        await self.apply(new)
+        # A hand edit + SIGHUP is recorded like a remote change (docs/fleet.md).
+        store = self.config_store
+        version = await asyncio.to_thread(store.record_file, text) if store else None
+        await self.apply_config(new, text, "file", version.n if version else None)
         return True
 
-    async def apply(self, new: Config) -> None:
-        """Apply a validated config: restart only what changed."""
+    @property
+    def config_hash(self) -> str | None:
+        """SHA-256 of the running config's text (the cloud sees every gateway's version)."""
+        return self.running.sha256 if self.running is not None else None
+
+    async def apply_config(
+        self, new: Config, text: str, origin: str, version: int | None
+    ) -> dict[str, Any]:
+        """Apply `new` (whose source is `text`) as SIGHUP does; re-announce the new hash."""
+        self.running = RunningConfig(text, sha256_text(text), origin, time.time(), version)
+        changes = await self.apply(new)
+        if self.cloud is not None and not changes["uplink_restarted"]:
+            # The retained birth carries config_hash; an unchanged uplink would not resend it.
+            body = encode(self.stamper.stamp(self.birth()))
+            await self.cloud.uplink.publish_now("status", body, retain=True)
+        return changes
+
+    async def apply(self, new: Config) -> dict[str, Any]:
+        """Apply a validated config: restart only what changed; returns what it did."""
         old, self.config = self.config, new
         self.reloads += 1
-        self.config_hash = _file_hash(self.config_path)
         self.links.configure(new.links)
         started, stopped, restarted = await self.supervisor.apply(self._devices(new), _policy(new))
         self.pipeline.configure(
@@ -326,6 +360,7 @@ class Daemon:
             await service.reconfigure(new)
         if new.logging.level != old.logging.level:
             logging.getLogger().setLevel(new.logging.level.upper())
+        uplink_restarted = self.cloud is not None and new.mqtt != old.mqtt
         if self.cloud is not None and new.mqtt != old.mqtt and new.mqtt is not None:
             self._tasks.pop("uplink", None)  # its cancellation is not a core failure
             self._tasks_changed.set()
@@ -341,6 +376,12 @@ class Daemon:
             len(restarted),
             len(new.devices) - len(started) - len(restarted),
         )
+        return {
+            "started": started,
+            "stopped": stopped,
+            "restarted": restarted,
+            "uplink_restarted": uplink_restarted,
+        }
 
     # -- status -------------------------------------------------------------------------
 
@@ -388,13 +429,3 @@ class Daemon:
             "links": self.links.stats(),
             "devices": self.supervisor.snapshot(),
         }
-
-
-def _file_hash(path: Path | None) -> str | None:
-    """SHA-256 of the config file as read (the cloud sees every gateway's version)."""
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None

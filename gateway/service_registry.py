@@ -33,3 +33,6 @@ FACTORIES.append(build_pricing)
 from gateway.inference import build as build_inference
 
 FACTORIES.append(build_inference)
+from gateway.fleet import build as build_fleet
+
+FACTORIES.append(build_fleet)

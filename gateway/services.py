@@ -15,16 +15,19 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from gateway.catalog import Catalog
     from gateway.commands import CommandRouter
     from gateway.config import Config
+    from gateway.config_store import ConfigStore, RunningConfig, Version
     from gateway.payloads import Stamper
     from gateway.pipeline import Pipeline
+    from gateway.plugins import Registry
     from gateway.sinks import Sink
     from gateway.state import StateStore
     from gateway.supervisor import Supervisor
@@ -50,6 +53,8 @@ class ServiceContext:
     - `core_alive()`: True while the event loop's core tasks (pipeline, uplink, ...) run.
     - `services`: every service by name (filled before any `open()`), to find a peer
       such as `services["inventory"]`.
+    - `host`: the daemon's running config and `apply_config()` (the `fleet` service);
+      None in tests that build services without a daemon.
     """
 
     config: Config
@@ -64,6 +69,23 @@ class ServiceContext:
     ready: asyncio.Event
     core_alive: Callable[[], bool]
     services: dict[str, Service]
+    host: ConfigHost | None = None
+
+
+class ConfigHost(Protocol):
+    """What the daemon offers for remote configuration (`gateway.fleet`)."""
+
+    registry: Registry
+    config_path: Path | None
+    config_store: ConfigStore | None
+    running: RunningConfig | None
+    interrupted: list[Version]
+
+    async def apply_config(
+        self, new: Config, text: str, origin: str, version: int | None
+    ) -> dict[str, Any]:
+        """Apply `new` through the SIGHUP path; returns started/stopped/restarted."""
+        ...
 
 
 class Service(ABC):

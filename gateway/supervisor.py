@@ -190,6 +190,8 @@ class Supervisor:
         self._clock = clock
         self.links = links
         self.runners: dict[str, DeviceRunner] = {}
+        # Devices switched off by a `device disable` command (gateway.fleet persists it).
+        self.disabled: set[str] = set()
 
     def _runner(self, config: DriverConfig, driver_cls: type[Driver]) -> DeviceRunner:
         return DeviceRunner(
@@ -219,10 +221,35 @@ class Supervisor:
         for device in restarted + started:
             cfg, cls = wanted[device]
             runner = self.runners[device] = self._runner(cfg, cls)
-            runner.start()
+            if device in self.disabled:
+                runner.health.disabled()
+            else:
+                runner.start()
         for runner in self.runners.values():
             runner.policy = self.policy
         return started, stopped, restarted
+
+    async def disable(self, device_id: str) -> None:
+        """Stop one device and keep it stopped (health `disabled`) until enabled."""
+        runner = self.runners[device_id]
+        self.disabled.add(device_id)
+        await runner.stop()
+        runner.health.disabled()
+
+    async def enable(self, device_id: str) -> None:
+        """Start a disabled device again (nothing happens to a running one)."""
+        runner = self.runners[device_id]
+        self.disabled.discard(device_id)
+        if runner.task is None or runner.task.done():
+            runner.start()
+
+    async def restart(self, device_id: str) -> None:
+        """Stop and start one device now (a disabled device stays disabled)."""
+        runner = self.runners[device_id]
+        if device_id in self.disabled:
+            return
+        await runner.stop()
+        runner.start()
 
     async def stop_all(self) -> None:
         """Stop every device concurrently."""

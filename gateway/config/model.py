@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, create_model
 from pydantic_core import PydanticUndefined
 
 from gateway.config.catalog import AggregationConfig, CatalogConfig, CommandsConfig
+from gateway.config.fleet import FleetConfig
 from gateway.config.inference import InferenceConfig
 from gateway.config.labels import LabelsConfig
 from gateway.config.links import LinksConfig
@@ -58,6 +59,7 @@ class Config(Section):
     labels: LabelsConfig = Field(default_factory=LabelsConfig, description="Shelf labels.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
     status: StatusConfig = Field(default_factory=StatusConfig, description="Status and metrics.")
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Remote fleet operations.")
 
     _inline_secrets: list[str] = PrivateAttr(default_factory=list)
 
