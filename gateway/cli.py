@@ -103,6 +103,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`storegw run -c FILE`."""
     from gateway import logs
+    from gateway.control import ControlSocketError
     from gateway.daemon import Daemon
     from gateway.plugins import discover
 
@@ -123,7 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         return await Daemon(config, registry, config_path=args.config.resolve()).run()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (ControlSocketError, PermissionError) as exc:
+        # Start-up problems a technician fixes on the machine: one line, no traceback.
+        print(f"storegw: cannot run: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_drivers(_: argparse.Namespace) -> int:

@@ -24,7 +24,14 @@ from gateway.status_table import format_status
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["ControlServer", "StatusUnavailable", "format_status", "query_status", "socket_path"]
+__all__ = [
+    "ControlServer",
+    "ControlSocketError",
+    "StatusUnavailable",
+    "format_status",
+    "query_status",
+    "socket_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,10 @@ _MAX_RESPONSE = 16 * 1024 * 1024
 _CLIENT_TIMEOUT = 5.0
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL (unix(7)).
 _MAX_PATH = 107
+
+
+class ControlSocketError(RuntimeError):
+    """The status socket cannot be served (another daemon owns it, or the path is taken)."""
 
 
 class StatusUnavailable(Exception):  # noqa: N818 - the name is the CLI's API (brief H3)
@@ -106,7 +117,9 @@ class ControlServer:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(mode):
-            raise RuntimeError(f"{self.path} exists and is not a socket; refusing to replace it")
+            raise ControlSocketError(
+                f"{self.path} exists and is not a socket; refusing to replace it"
+            )
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(1.0)
             try:
@@ -115,7 +128,10 @@ class ControlServer:
                 log.info("Replacing the stale status socket %s", self.path)
                 self.path.unlink(missing_ok=True)
                 return
-        raise RuntimeError(f"another process already serves {self.path}; is storegw running?")
+        raise ControlSocketError(
+            f"another storegw already runs with this state directory ({self.path} answers); "
+            "stop it first (systemctl stop storegw) or give this one its own gateway.state_dir"
+        )
 
     async def close(self) -> None:
         """Stop listening, end open connections and remove the socket file."""

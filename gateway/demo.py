@@ -61,7 +61,9 @@ def demo_config_text(
             "    interval: 1s\n"
         )
         # Meters default to 15-minute (billing) windows: shorten this one for the demo.
-        text = text.replace("  window: 10s", "  window: 10s\n  device_windows: {meter-hvac: 10s}", 1)
+        text = text.replace(
+            "  window: 10s", "  window: 10s\n  device_windows: {meter-hvac: 10s}", 1
+        )
     if llrp_port is not None:
         text += (
             "  - id: rfid-shelf\n"

@@ -50,6 +50,7 @@ class Pipeline:
         self._wall = wall
         self.counts: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        self._timer_idle = False  # the window timer sleeps because no window is open
         self._sales: list[Sale] = []
         # Dispatch on the exact event class: one dict lookup per event on the hot path.
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -82,6 +83,9 @@ class Pipeline:
                 handle(queue.get_nowait())
                 n += 1
             self.counts["events"] += n
+            if self._timer_idle:
+                self._timer_idle = False
+                self._wake.set()  # a window may have opened: the timer must know its end
             await self._send_closed()
             await self._send_sales()
 
@@ -156,10 +160,13 @@ class Pipeline:
         """Close windows on the wall clock (devices that stopped reporting still get theirs)."""
         while True:
             end = self.aggregator.next_end()
-            delay = 1.0 if end is None else max(0.05, end + GRACE - self._wall())
             self._wake.clear()
+            # No open window: sleep until events arrive (the consumer wakes us), so an idle
+            # gateway does not tick every second.
+            self._timer_idle = end is None
+            delay = None if end is None else min(max(0.05, end + GRACE - self._wall()), 60.0)
             try:
-                async with asyncio.timeout(min(delay, 60.0)):
+                async with asyncio.timeout(delay):
                     await self._wake.wait()
             except TimeoutError:
                 pass

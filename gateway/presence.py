@@ -328,7 +328,9 @@ class Presence(Service):
         start = math.floor(wall / window) * window
         while True:
             timeouts = [r.timeout for r in readers_from(self.ctx.config.devices).values()]
-            await asyncio.sleep(min([1.0, *(t / 4 for t in timeouts)]))
+            # Without readers there is nothing to sweep: wake once per window (an idle
+            # gateway must not tick every second; a reload adding a reader is seen then).
+            await asyncio.sleep(min([1.0, *(t / 4 for t in timeouts)]) if timeouts else window)
             self.tracker.sweep()
             wall, _ = self._clock.now()
             self.swept.set()

@@ -18,8 +18,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from drivers.openepaperlink.config import OpenEPaperLinkConfig
 from drivers.openepaperlink.protocol import (
     TagRecord,
@@ -41,6 +39,8 @@ from gateway.actuator import (
 from gateway.backoff import Backoff
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from drivers.openepaperlink.protocol import ApEvent
 
 _MAX_PAGES = 1000  # /get_db pages ~5 kB each; a bound against an AP that never stops
@@ -64,6 +64,8 @@ class OpenEPaperLink(Driver, LabelWriter):
 
     async def run(self, ctx: DriverContext) -> None:
         """Follow the access point until cancelled; reconnect with backoff when it is away."""
+        import aiohttp  # noqa: PLC0415 - imported when used: ~20 MB RSS
+
         timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout)
         backoff = Backoff(min(0.1, self.cfg.reconnect), self.cfg.reconnect)
         async with aiohttp.ClientSession(
@@ -86,6 +88,8 @@ class OpenEPaperLink(Driver, LabelWriter):
     async def _follow(
         self, ctx: DriverContext, session: aiohttp.ClientSession, backoff: Backoff
     ) -> None:
+        import aiohttp  # noqa: PLC0415 - imported when used: ~20 MB RSS
+
         if self.cfg.set_time:
             async with session.post("set_time", data={"epoch": str(int(time.time()))}) as resp:
                 resp.raise_for_status()
@@ -161,6 +165,8 @@ class OpenEPaperLink(Driver, LabelWriter):
 
     async def write(self, job: LabelJob) -> WriteResult:
         """POST the label's drawing script to `/jsonupload`; return when the AP saved it."""
+        import aiohttp  # noqa: PLC0415 - imported when used: ~20 MB RSS
+
         session = self._session
         if session is None:
             raise LabelWriteError("the access point connection is not running", retry=True)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from drivers.pricer.config import PricerConfig
 from drivers.pricer.protocol import ITEMS, LABELS, RESULT, item_body, last_ok_update, request_failed
@@ -29,6 +27,9 @@ from gateway.actuator import (
     LabelWriter,
     WriteResult,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class Pricer(Driver, LabelWriter):
@@ -49,6 +50,8 @@ class Pricer(Driver, LabelWriter):
 
     async def run(self, ctx: DriverContext) -> None:
         """Poll the labels awaiting confirmation until cancelled."""
+        import aiohttp  # noqa: PLC0415 - imported when used: ~20 MB RSS
+
         timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             self._session = session
@@ -104,6 +107,8 @@ class Pricer(Driver, LabelWriter):
 
     async def write(self, job: LabelJob) -> WriteResult:
         """Update the label's item; accepted when the server returned a request id."""
+        import aiohttp  # noqa: PLC0415 - imported when used: ~20 MB RSS
+
         digest = job.content.digest()
         pushed = self._pushed.get(job.content.sku)
         waiting = {r for _, r in self._waiting.values()}

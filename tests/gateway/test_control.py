@@ -13,6 +13,7 @@ import pytest
 
 from gateway.control import (
     ControlServer,
+    ControlSocketError,
     StatusUnavailable,
     format_status,
     query_status,
@@ -141,7 +142,7 @@ async def test_stale_socket_is_replaced_live_one_is_not(sock: Path) -> None:
     await first.start()
     second = ControlServer(sock, sample)
     try:
-        with pytest.raises(RuntimeError, match="already serves"):
+        with pytest.raises(ControlSocketError, match="another storegw already runs"):
             await second.start()
         assert (await asyncio.to_thread(query_status, sock))["gateway"]["store"] == "shop-0042"
     finally:
