@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateway import logs
-from gateway.config import ConfigError, parse_config
+from gateway.config import ConfigError, load_config
 from gateway.daemon import Daemon
 from gateway.plugins import discover
 
@@ -205,10 +205,13 @@ async def _demo(duration: float | None, out: TextIO) -> int:
         text = demo_config_text(
             Path(tmp) / "state", port, modbus_port=sims.modbus_port, llrp_port=sims.llrp_port
         )
-        config = parse_config(text, "demo.yaml", registry, base_dir=Path(tmp))
+        # A real file, as in production: remote config, diag and device commands need one.
+        path = Path(tmp) / "demo.yaml"
+        path.write_text(text, encoding="utf-8")
+        config = load_config(path, registry)
         broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}}})
         await broker.start()
-        daemon = Daemon(config, registry)
+        daemon = Daemon(config, registry, config_path=path)
         prefix = daemon.prefix
         out.write(
             f"storegw demo: broker on 127.0.0.1:{port}, store {config.gateway.store}, "
