@@ -142,11 +142,27 @@ def cmd_drivers(_: argparse.Namespace) -> int:
         cls = registry.drivers[name]
         print(f"{name}: {cls.summary}")
         for field, kind, default, description in describe_driver(cls):
-            print(f"    {field:<18} {kind:<22} {default:<12} {description}")
+            shown = _as_written(kind, default)
+            print(f"    {field:<18} {kind:<22} {shown:<12} {description}")
         print()
     for name, error in sorted(registry.errors.items()):
         print(f"{name}: NOT LOADED: {error}")
     return 0
+
+
+def _as_written(kind: str, default: str) -> str:
+    """A default as a technician writes it: `2m` rather than `120.0` for a duration."""
+    from gateway.config.types import format_duration, format_size
+
+    try:
+        number = float(default)
+    except ValueError:
+        return default
+    if kind.startswith("duration"):
+        return format_duration(number)
+    if kind.startswith("size"):
+        return format_size(int(number))
+    return default
 
 
 def cmd_schema(_: argparse.Namespace) -> int:

@@ -137,7 +137,16 @@ class R2000Parser:
                 continue
             total = length + 2
             if len(buf) - pos < total:
-                break
+                # Line noise may look like a header with a long length and hold every real
+                # reply behind it (up to 257 bytes, several inventory rounds). When a complete
+                # frame with a valid checksum follows, this start was noise: skip to it.
+                later = _complete_frame_after(buf, pos + 1)
+                if later is None:
+                    break
+                self.stats.garbage_bytes += later - pos
+                self.stats.bad_frames += 1
+                pos = later
+                continue
             if sum(buf[pos : pos + total]) & 0xFF:
                 # 0xA0 also occurs inside EPCs: drop one byte and rescan (protocols.md §1.3).
                 self.stats.bad_frames += 1
@@ -177,3 +186,15 @@ class R2000Parser:
         level = rssi & 0x7F
         pc_word = (pc[0] << 8) | pc[1]
         return UhfTag(epc.hex(), antenna, level - 129, rssi, pc_word, freq_ant >> 2, reads)
+
+
+def _complete_frame_after(buf: bytearray, start: int) -> int | None:
+    """Where the first complete, checksum-valid frame at or after `start` begins, if any."""
+    i = buf.find(HEAD, start)
+    while i >= 0 and len(buf) - i >= 2:
+        length = buf[i + 1]
+        end = i + length + 2
+        if length >= 3 and end <= len(buf) and not sum(buf[i:end]) & 0xFF:
+            return i
+        i = buf.find(HEAD, i + 1)
+    return None

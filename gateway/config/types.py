@@ -47,6 +47,8 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Render seconds in the largest unit that represents them exactly (`90s` → `90s`)."""
+    if seconds == 0:
+        return "0s"
     for unit in ("d", "h", "m", "s"):
         size = _DURATION_UNITS[unit]
         if seconds >= size and seconds % size == 0:

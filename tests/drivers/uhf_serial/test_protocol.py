@@ -199,3 +199,13 @@ def test_fuzz_resync_after_arbitrary_garbage(name: str, garbage: bytes) -> None:
     parser: FrameParser = cls()
     frames = parser.feed(garbage + stream + bytes(600) + stream)
     assert frames[-len(expected) :] == expected
+
+
+def test_r2000_noise_with_a_long_length_does_not_hold_the_next_reply() -> None:
+    # Line noise `A0 F0` announces a 242-byte frame; the real reply right behind it must come
+    # out at once, not after 242 more bytes (several inventory rounds) have arrived.
+    reply = r2000.build_frame(1, r2000.CMD_SET_WORK_ANTENNA, b"\x10")
+    parser = R2000Parser(1)
+    (frame,) = parser.feed(b"\xa0\xf0\x01" + reply)
+    assert isinstance(frame, Reply)
+    assert parser.stats.garbage_bytes >= 3
