@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+import pytest
 
 from gateway.clouds.aliyun import AliyunProfile
 from gateway.clouds.aws import AwsProfile
@@ -31,11 +33,28 @@ from tests.gateway.cloud_peers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from gateway.uplink import Uplink
     from tests.broker import Broker, Pki
+    from tests.gateway.cloud_peers import CloudBroker
+
+
+@pytest.fixture
+def cloud_broker() -> Iterator[Callable[..., CloudBroker]]:
+    """`make_cloud_broker`, with every broker it starts stopped after the test."""
+    made: list[CloudBroker] = []
+
+    def make(*args: Any, **kw: Any) -> CloudBroker:
+        broker = make_cloud_broker(*args, **kw)
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.stop()
+
 
 # The worked examples' instants: Azure's token expires at 1700003600 (ttl 1h), Aliyun's
 # timestamp is 1700000000000 ms.
@@ -98,7 +117,9 @@ async def test_aws_iot_mutual_tls_thing_name_and_restart(
     assert sum(1 for m in msgs if m.topic == f"{PREFIX}/telemetry") >= 30
 
 
-async def test_azure_sas_login_events_c2d_methods_and_restart(tmp_path: Path) -> None:
+async def test_azure_sas_login_events_c2d_methods_and_restart(
+    tmp_path: Path, cloud_broker: Callable[..., CloudBroker]
+) -> None:
     token = (
         "SharedAccessSignature sr=mystore-hub.azure-devices.net%2Fdevices%2Fgw-001"
         "&sig=qfOg0ga3UeB9KwaGYF1WxyPxfLLtrUtTs8tcCLFswg8%3D&se=1700003600"
@@ -110,7 +131,7 @@ async def test_azure_sas_login_events_c2d_methods_and_restart(tmp_path: Path) ->
         f"topic read devices/{AZURE_DEVICE}/messages/devicebound/#\n"
         "topic read $iothub/methods/POST/#\ntopic write $iothub/methods/res/#\n"
     )
-    b = make_cloud_broker(
+    b = cloud_broker(
         tmp_path, {azure_user(): token}, no_retain_rules(256_000), acl=acl, persistence=True
     )
     assert retained_publish_is_refused(b, *ADMIN)  # the hub refuses retain; so does this broker
@@ -190,7 +211,9 @@ async def test_azure_token_is_renewed_before_expiry_without_loss(
     assert sorted(set(sales_seen(msgs, EVENTS))) == list(range(60))
 
 
-async def test_aliyun_signed_login_custom_topics_command_and_restart(tmp_path: Path) -> None:
+async def test_aliyun_signed_login_custom_topics_command_and_restart(
+    tmp_path: Path, cloud_broker: Callable[..., CloudBroker]
+) -> None:
     user = f"{ALIYUN['dn']}&{ALIYUN['pk']}"
     password = "37238381699564b6f84a033b53bcbd5e3866eb681a0f59549c00688d9fac77f0"  # §6.5
     assert aliyun_password(1_700_000_000_000) == password
@@ -199,7 +222,7 @@ async def test_aliyun_signed_login_custom_topics_command_and_restart(tmp_path: P
         f"user {ADMIN[0]}\ntopic readwrite #\n\n"
         f"user {user}\ntopic write {base}/#\ntopic read {base}/cmd/+\n"
     )
-    b = make_cloud_broker(
+    b = cloud_broker(
         tmp_path, {user: password}, no_retain_rules(256_000), acl=acl, persistence=True
     )
     assert retained_publish_is_refused(b, *ADMIN)
