@@ -94,3 +94,33 @@ class PtyPair:
                 os.close(fd)
 
     close = hangup
+
+
+class PtySimulator:
+    """Base of a serial-device simulator on a pty pair, used as `async with sim:`.
+
+    Subclasses create `self.pty` and start their tasks in `__aenter__`; leaving the block
+    cancels the tasks `_tasks()` returns and closes the pty.
+    """
+
+    pty: PtyPair
+
+    @property
+    def path(self) -> str:
+        """The device side of the pty: the driver's `port`."""
+        return self.pty.path
+
+    def _tasks(self) -> tuple[asyncio.Task[None] | None, ...]:
+        return (getattr(self, "_task", None),)
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks():
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.pty.close()
+
+    def disconnect(self) -> None:
+        """Unplug: the driver's next read fails."""
+        self.pty.hangup()

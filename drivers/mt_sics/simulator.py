@@ -12,22 +12,18 @@ reply, for a scale that bounces between stable and dynamic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from decimal import Decimal
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from drivers.mt_sics.protocol import UNIT_KG
-from gateway.pty import PtyPair
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from gateway.pty import PtyPair, PtySimulator
 
 CRLF = b"\r\n"
 _CANCELS_REPEAT = frozenset({"@", "S", "SI", "SR"})
 
 
-class MtSicsSimulator:
+class MtSicsSimulator(PtySimulator):
     """A balance behind a pty: open `path` as the driver's port."""
 
     def __init__(
@@ -62,31 +58,12 @@ class MtSicsSimulator:
         self._task: asyncio.Task[None] | None = None
         self._repeat: asyncio.Task[None] | None = None
 
-    @property
-    def path(self) -> str:
-        """The device side of the pty: the driver's `port`."""
-        return self.pty.path
+    def _tasks(self) -> tuple[asyncio.Task[None] | None, ...]:
+        return (self._repeat, self._task)
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._serve(), name="sim:mt_sics")
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for task in (self._repeat, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self.pty.close()
-
-    def disconnect(self) -> None:
-        """Unplug: the driver's next read fails."""
-        self.pty.hangup()
 
     async def heard(self, command: str, count: int = 1, within: float = 5.0) -> None:
         """Wait until the driver has sent `command` `count` times (TimeoutError after `within`)."""

@@ -12,16 +12,14 @@ every `period`, for the demo. Fault switches: `garbage` (bytes before the next w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from decimal import Decimal
 from typing import TYPE_CHECKING, Self
 
-from gateway.pty import PtyPair
+from gateway.pty import PtyPair, PtySimulator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
 ESC_INIT = b"\x1b@"
 BOLD_ON, BOLD_OFF = b"\x1bE\x01", b"\x1bE\x00"
@@ -36,7 +34,7 @@ def _money(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-class PosSimulator:
+class PosSimulator(PtySimulator):
     """A till behind a pty: open `path` as the driver's port."""
 
     def __init__(self, encoding: str = "utf-8") -> None:
@@ -48,29 +46,8 @@ class PosSimulator:
         self.truncate_next = False
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def path(self) -> str:
-        """The device side of the pty: the driver's `port`."""
-        return self.pty.path
-
     async def __aenter__(self) -> Self:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.pty.close()
-
-    def disconnect(self) -> None:
-        """Unplug: the driver's next read fails."""
-        self.pty.hangup()
 
     async def send(self, data: bytes) -> None:
         """Write raw bytes, with the fault switches applied."""

@@ -10,16 +10,12 @@ Fault switches: `silent` (writes nothing), `garbage` (bytes before the next fram
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from drivers.toledo.protocol import CR, STX, checksum
-from gateway.pty import PtyPair
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from gateway.pty import PtyPair, PtySimulator
 
 MAX_DIGITS = 999_999
 
@@ -55,7 +51,7 @@ def encode_frame(
     return body + bytes([checksum(body)]) if with_checksum else body
 
 
-class ToledoSimulator:
+class ToledoSimulator(PtySimulator):
     """An indicator behind a pty: open `path` as the driver's port."""
 
     def __init__(
@@ -84,30 +80,9 @@ class ToledoSimulator:
         self.frames_sent = 0
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def path(self) -> str:
-        """The device side of the pty: the driver's `port`."""
-        return self.pty.path
-
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._stream(), name="sim:toledo")
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.pty.close()
-
-    def disconnect(self) -> None:
-        """Unplug: the driver's next read fails."""
-        self.pty.hangup()
 
     def frame(self) -> bytes:
         """The next frame from the current state (and faults)."""
