@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import platform
 import tempfile
 import time
@@ -28,19 +29,45 @@ async def _ignore(_name: str, _payload: bytes) -> None:
     return None
 
 
+def _outbox(path: Path) -> Outbox:
+    return Outbox(path, max_size=10**10, min_free_disk=0, commit_interval=0.005, ttl={})
+
+
+async def _fill(path: Path) -> None:
+    ob = _outbox(path)
+    await ob.open()
+    try:
+        await asyncio.gather(
+            *(ob.put("telemetry", PAYLOAD, DeliveryClass.TELEMETRY) for _ in range(BACKLOG))
+        )
+    finally:
+        await ob.close()
+
+
+def _fill_sync(path: Path) -> None:
+    asyncio.run(_fill(path))
+
+
+def _fill_in_child(path: Path) -> None:
+    """Fill the backlog in another process, so the RSS measured here is the drain's own
+    (as for a daemon restarting with a backlog after an outage)."""
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_fill_sync, args=(path,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"filling the outbox failed (exit code {child.exitcode})")
+
+
 async def drain(inflight: int) -> dict[str, object]:
     """Fill the backlog, then time the uplink draining it."""
     with tempfile.TemporaryDirectory() as d:
         broker = Broker(Path(d))
         broker.start()
-        ob = Outbox(
-            Path(d) / "o.db", max_size=10**10, min_free_disk=0, commit_interval=0.005, ttl={}
-        )
+        _fill_in_child(Path(d) / "o.db")
+        ob = _outbox(Path(d) / "o.db")
         await ob.open()
         try:
-            await asyncio.gather(
-                *(ob.put("telemetry", PAYLOAD, DeliveryClass.TELEMETRY) for _ in range(BACKLOG))
-            )
             cfg = MqttSettings(
                 host=HOST,
                 port=broker.port,

@@ -112,6 +112,10 @@ def _uplink(status: dict[str, Any], now: float, width: int) -> list[str]:
         f"in flight {up.get('inflight', 0)}",
         f"rtt {rtt:.0f} ms" if isinstance(rtt, int | float) else "rtt -",
     ]
+    refused = _dict(up.get("refused"))
+    if refused:
+        counts = ", ".join(f"{reason} {n}" for reason, n in sorted(refused.items()))
+        parts.append(f"refused by broker: {counts}")
     if up.get("last_error"):
         parts.append(f"last error {up['last_error']!r}")
     return _pack("uplink", parts, width)

@@ -2,12 +2,14 @@
 
 Every aiomqtt call of the daemon lives in this module (style.md §11), which is why it is
 longer than 400 lines: splitting it would spread aiomqtt's workarounds over two files.
-Delivery is QoS 1,
-at least once: a message leaves the outbox only after its PUBACK — aiomqtt 2.5.1's
-`Client.publish(qos=1)` returns when paho's `on_publish` fires, which for QoS 1 is on
-PUBACK (paho `_handle_pubackcomp`). A window of `inflight` publishes is kept in flight so
-throughput does not depend on the round-trip time; on a disconnect the outbox is released
-and the oldest un-acknowledged message is sent first again.
+Delivery is QoS 1, at least once: a message leaves the outbox only after its PUBACK.
+The drain publishes through paho directly (aiomqtt's `publish` costs a task, an event
+and a scan of every pending call per message) and keeps a window of `inflight` messages
+in a `Flight` (`gateway/uplink_acks.py`), which paho's `on_publish` — fired for QoS 1 on
+the PUBACK — completes; so throughput does not depend on the round-trip time. A PUBACK
+with an MQTT 5 failure reason code keeps the message (counted in `refused`); on a
+disconnect the outbox is released and the oldest un-acknowledged message is sent first
+again. Birth, replies and `publish_now` go through aiomqtt's `publish`.
 
 What is published where is the cloud profile's business (`gateway/clouds/`): its login
 (renewed by reconnecting before `Login.renew_at`), will, birth, subscriptions, the topic
@@ -31,7 +33,7 @@ import contextlib
 import math
 import socket
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiomqtt
 import paho.mqtt.client as paho_client
@@ -42,6 +44,7 @@ from gateway.backoff import Backoff
 from gateway.clouds.base import Out, Profile, SessionEnded
 from gateway.outbox import DeliveryClass, Stored
 from gateway.payloads import Stamper, encode
+from gateway.uplink_acks import FastAcks, Flight
 from gateway.uplink_link import (
     Link,
     LinkState,
@@ -54,6 +57,8 @@ from gateway.uplink_link import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from paho.mqtt.reasoncodes import ReasonCode
 
     from gateway.clouds.base import Login
     from gateway.outbox import Outbox
@@ -114,7 +119,8 @@ class Uplink:
         self._ack_wake = asyncio.Event()
         self._unacked = asyncio.Semaphore(cfg.inflight * _ACK_SLACK)
         self._ack_wait = max(_ACK_WAIT_MIN, 2.0 * cfg.keepalive)
-        self._stalled = asyncio.Event()
+        self._flight: Flight | None = None
+        self._refusals: set[str] = set()  # reason codes already logged this session
 
     @property
     def connected(self) -> bool:
@@ -190,13 +196,15 @@ class Uplink:
             keepalive=cfg.keepalive,  # paho closes a half-dead link after keepalive·1.5
             tls_context=tls,
             max_queued_incoming_messages=1000,  # bounded: commands are few and small
-            max_inflight_messages=cfg.inflight,
+            # Unlimited in paho: the drain keeps its own window (`Flight`), and paho's
+            # limit costs a scan of every message in flight per PUBACK.
+            max_inflight_messages=0,
             logger=self._paho_errors.logger,
         )
+        client._client.__class__ = FastAcks
         # paho's own TCP connect + TLS handshake timeout (5 s by default).
         client._client.connect_timeout = cfg.connect_timeout
-        # aiomqtt warns on every call while more than 10 are pending: our window is larger.
-        client.pending_calls_threshold = cfg.inflight + 10
+        self._hook_acks(client)
         try:
             # paho's TCP connect + TLS handshake (its own connect_timeout, above), then the
             # CONNACK wait: a silent broker times out here.
@@ -219,7 +227,9 @@ class Uplink:
         """
         self._client, self._lost = client, False
         self._paho_errors.take()
-        self._stalled.clear()
+        self._refusals.clear()
+        limit = 1 if self._profile.ordered else self._cfg.inflight
+        self._flight = flight = Flight(limit, self._on_acked, self._on_refused)
         session = _Session(self, client)
         reason, renew = "disconnected", False
         try:
@@ -232,10 +242,10 @@ class Uplink:
             await self._profile.start(session, encode(birth))
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._commands(client, session), name="uplink:commands")
-                tg.create_task(self._drain(client), name="uplink:drain")
+                tg.create_task(self._drain(client, flight), name="uplink:drain")
                 tg.create_task(self._ack_loop(), name="uplink:acks")
                 tg.create_task(self._profile.watch(session), name="uplink:profile")
-                tg.create_task(self._watch_stall(), name="uplink:stall")
+                tg.create_task(self._watch_acks(flight), name="uplink:overdue")
                 if self._login is not None and self._login.renew_at is not None:
                     tg.create_task(self._renew(self._login.renew_at), name="uplink:renew")
         except* aiomqtt.MqttError as group:
@@ -246,10 +256,6 @@ class Uplink:
             # A message the broker still hands us belongs to a session that has ended.
             session.close()
         return reason, renew
-
-    async def _watch_stall(self) -> None:
-        await self._stalled.wait()
-        raise aiomqtt.MqttError(f"no PUBACK within {self._ack_wait:g}s")
 
     async def _renew(self, renew_at: float) -> None:
         """End the session before the credentials expire (Azure SAS tokens)."""
@@ -262,7 +268,7 @@ class Uplink:
 
     async def _after_session(self, client: aiomqtt.Client) -> None:
         """Record acks, hand un-acked messages back to the outbox, disconnect."""
-        self._client = None
+        self._client = self._flight = None
         if not self._lost:
             # A clean DISCONNECT fires no will: Sparkplug publishes its NDEATH itself.
             with contextlib.suppress(TimeoutError, aiomqtt.MqttError):
@@ -301,14 +307,21 @@ class Uplink:
             self._lost = True
             raise
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
-        window = asyncio.Semaphore(1 if self._profile.ordered else self._cfg.inflight)
-        pending: set[asyncio.Task[None]] = set()
+    async def _drain(self, client: aiomqtt.Client, flight: Flight) -> None:
+        """Publish outbox messages through paho, at most `flight.limit` awaiting PUBACK.
+
+        paho directly, not `aiomqtt.Client.publish`: aiomqtt makes a task, an event and a
+        scan of every pending call per message, which held the drain to ~6,000 msgs/s; here a
+        message costs paho's `publish` and one dict entry (`Flight`), and paho's
+        `on_publish` (`_hook_acks`) finishes it.
+        """
+        paho = client._client
         try:
             while True:
                 for message in await self._outbox.next_batch(self._cfg.inflight):
                     await self._unacked.acquire()
-                    await window.acquire()
+                    while not flight.room.is_set():
+                        await flight.room.wait()
                     await self._profile.gate()
                     outs = self._profile.outgoing(message)
                     if any(len(out.payload) > self._cfg.max_payload for out in outs):
@@ -322,47 +335,77 @@ class Uplink:
                             self._cfg.max_payload,
                         )
                         self._queue_ack(message.seq)
-                        window.release()
                         continue
-                    task = asyncio.create_task(
-                        self._publish(client, message.seq, outs, window), name="uplink:publish"
-                    )
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
+                    mids: list[int] = []
+                    try:
+                        for out in outs:
+                            info = paho.publish(out.topic, out.payload, out.qos, out.retain)
+                            if info.rc != paho_client.MQTT_ERR_SUCCESS:
+                                # The link is going down: kept in the outbox, sent again.
+                                raise aiomqtt.MqttCodeError(info.rc, "Could not publish")
+                            mids.append(info.mid)
+                    finally:
+                        flight.add(message.seq, mids, time.monotonic())
+                        self._link.publishes += 1
+                        self._link.inflight = len(flight)
         except asyncio.CancelledError:
-            if pending and not self._lost:  # shutdown: let in-flight PUBACKs arrive
-                await asyncio.wait(pending, timeout=_GRACE)
+            if flight and not self._lost:  # shutdown: let in-flight PUBACKs arrive
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_GRACE):
+                        await flight.empty.wait()
             raise
         finally:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _publish(
-        self, client: aiomqtt.Client, seq: int, outs: list[Out], window: asyncio.Semaphore
-    ) -> None:
-        acked = False
-        self._link.inflight += 1
-        self._link.publishes += 1
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(self._ack_wait):
-                for out in outs:
-                    await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
-            acked = True
-            self._link.rtts.append(time.monotonic() - started)
-            self._link.acks += 1
-            self._queue_ack(seq)
-        except TimeoutError:
-            self._stalled.set()  # the session ends; the message stays in the outbox
-        except aiomqtt.MqttError:
-            pass  # the link is going down: the message stays in the outbox and is resent
-        finally:
-            self._link.inflight -= 1
-            window.release()
-            if not acked:
+            # Left in flight: not acknowledged, so kept in the outbox and sent again.
+            for _ in range(flight.close()):
                 self._unacked.release()
+            self._link.inflight = 0
+
+    def _hook_acks(self, client: aiomqtt.Client) -> None:
+        """Route paho's `on_publish` for the drain's messages to the session's `Flight`."""
+        paho = client._client
+        # aiomqtt's (VERSION2 signature), for its own publish() calls: birth, acks of commands.
+        theirs = cast("Callable[..., None]", paho.on_publish)
+
+        def on_publish(
+            c: paho_client.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+        ) -> None:
+            flight = self._flight
+            failure = reason.getName() if reason.is_failure else None
+            if flight is None or not flight.done(mid, failure, time.monotonic()):
+                theirs(c, userdata, mid, reason, props)
+
+        paho.on_publish = on_publish
+
+    def _on_acked(self, seq: int, rtt: float) -> None:
+        self._link.rtts.append(rtt)
+        self._link.acks += 1
+        self._link.inflight = len(self._flight or ())
+        self._queue_ack(seq)
+
+    def _on_refused(self, seq: int, reason: str) -> None:
+        """The broker answered with a failure reason code: keep the message, say so once."""
+        self._link.refused[reason] = self._link.refused.get(reason, 0) + 1
+        self._link.inflight = len(self._flight or ())
+        self._unacked.release()
+        if reason not in self._refusals:
+            self._refusals.add(reason)
+            log.warning(
+                "The broker refused outbox message %d (%s): kept, sent again after reconnecting",
+                seq,
+                reason,
+            )
+
+    async def _watch_acks(self, flight: Flight) -> None:
+        """End the session when a PUBACK is overdue (the message stays in the outbox)."""
+        while True:
+            oldest = flight.oldest()
+            if oldest is None:
+                await flight.busy.wait()
+                continue
+            left = oldest + self._ack_wait - time.monotonic()
+            if left <= 0:
+                raise aiomqtt.MqttError(f"no PUBACK within {self._ack_wait:g}s")
+            await asyncio.sleep(left)
 
     def _queue_ack(self, seq: int) -> None:
         self._acked.append(seq)

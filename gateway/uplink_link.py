@@ -140,6 +140,7 @@ class Link:
         self.acks = 0
         self.inflight = 0
         self.too_large = 0
+        self.refused: dict[str, int] = {}  # MQTT 5 PUBACK failure reason -> messages (kept)
         self.rtts: deque[float] = deque(maxlen=101)
         self._down_at: float | None = None
         self._logged: str | None = None
@@ -181,7 +182,7 @@ class Link:
             self.state, self.since = LinkState.OFFLINE, time.time()
 
     def stats(self) -> dict[str, Any]:
-        """State, connects, disconnects, retries, last error, publishes, acks, RTT."""
+        """State, connects, disconnects, retries, last error, publishes, acks, RTT, refusals."""
         return {
             "state": str(self.state),
             "since": self.since,
@@ -194,4 +195,5 @@ class Link:
             "inflight": self.inflight,
             "rtt_ms": round(statistics.median(self.rtts) * 1000, 2) if self.rtts else None,
             "dropped": {"too_large": self.too_large},
+            "refused": dict(self.refused),
         }

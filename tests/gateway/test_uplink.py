@@ -193,6 +193,33 @@ async def test_acl_only_own_prefix(make_broker: Callable[..., Broker], tmp_path:
     assert "Denied" not in b.log_text()
 
 
+async def test_publish_refused_by_the_broker_is_kept_and_counted(
+    make_broker: Callable[..., Broker], tmp_path: Path
+) -> None:
+    # MQTT 5: mosquitto answers a publish its ACL denies with PUBACK reason 0x87.
+    acl = f"user gw\ntopic readwrite {PREFIX}/#\ntopic deny {PREFIX}/t/denied\n"
+    b = make_broker(users={"gw": "gwpw"}, acl=acl)
+    cfg = settings(b, username="gw", password="gwpw")
+    async with (
+        open_outbox(tmp_path / "o.db") as ob,
+        LogWatch("refused").attached() as watch,
+    ):
+        await ob.put("t/denied", b"{}", DeliveryClass.TELEMETRY)
+        await ob.put("t/denied", b"{}", DeliveryClass.TELEMETRY)
+        await ob.put("t/ok", b"{}", DeliveryClass.TELEMETRY)
+        async with running(cfg, ob) as up:
+            async with asyncio.timeout(10):
+                while up.stats()["acks"] < 1 or sum(up.stats()["refused"].values()) < 2:
+                    await asyncio.sleep(0.02)
+                while ob.stats()["depth"]["telemetry"] != 2:  # t/ok deleted after its PUBACK
+                    await asyncio.sleep(0.02)
+            assert up.stats()["refused"] == {"Not authorized": 2}
+            assert up.stats()["inflight"] == 0
+    refusals = [line for line in watch.lines if "refused" in line]
+    assert len(refusals) == 1, refusals  # once per reason and session, not per message
+    assert "Not authorized" in refusals[0]
+
+
 async def test_wrong_password_is_one_clear_line(
     make_broker: Callable[..., Broker], tmp_path: Path
 ) -> None:

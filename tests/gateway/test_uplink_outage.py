@@ -23,7 +23,7 @@ from tests.broker import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     import paho.mqtt.client as paho
@@ -76,6 +76,23 @@ async def test_broker_outage_loses_no_sale(
 
 
 @contextlib.asynccontextmanager
+async def _tcp_server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    port: int,
+    writers: list[asyncio.StreamWriter],
+) -> AsyncIterator[None]:
+    """Serve `handle` on 127.0.0.1:`port`; on exit close the server and every connection."""
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+        for w in writers:
+            w.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
 async def silent_server(port: int, accepted: asyncio.Queue[int]) -> AsyncIterator[None]:
     """Accepts TCP and reads, but never answers: a broker that hangs before CONNACK."""
     writers: list[asyncio.StreamWriter] = []
@@ -87,14 +104,8 @@ async def silent_server(port: int, accepted: asyncio.Queue[int]) -> AsyncIterato
             while await reader.read(1024):
                 pass
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    try:
+    async with _tcp_server(handle, port, writers):
         yield
-    finally:
-        server.close()
-        for w in writers:
-            w.close()
-        await server.wait_closed()
 
 
 async def test_silent_server_then_real_broker(
@@ -136,3 +147,109 @@ async def test_run_is_cancellable_while_connecting(tmp_path: Path) -> None:
         asyncio.timeout(5),
     ):
         await accepted.get()
+
+
+async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One MQTT control packet: (first byte, the rest after the remaining length)."""
+    first = (await reader.readexactly(1))[0]
+    length, mult = 0, 1
+    while True:
+        byte = (await reader.readexactly(1))[0]
+        length += (byte & 0x7F) * mult
+        mult *= 128
+        if not byte & 0x80:
+            break
+    return first, await reader.readexactly(length)
+
+
+@contextlib.asynccontextmanager
+async def scripted_broker(
+    port: int, connections: asyncio.Queue[int], puback: Callable[[str, bytes], bytes | None]
+) -> AsyncIterator[None]:
+    """An MQTT 3.1.1/5 server that answers CONNECT, SUBSCRIBE and PINGREQ, and answers each
+    QoS 1 PUBLISH with `puback(topic, packet_id)` (None: no answer at all). For what no real
+    broker can be told to do: lose PUBACKs, or send reason strings with them."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await connections.put(len(writers))
+        v5 = False
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                first, body = await _read_packet(reader)
+                kind = first >> 4
+                if kind == 1:  # CONNECT -> CONNACK, accepted (protocol level after "MQTT")
+                    v5 = body[6] == 5
+                    writer.write(b"\x20\x03\x00\x00\x00" if v5 else b"\x20\x02\x00\x00")
+                elif kind == 8:  # SUBSCRIBE -> SUBACK granting QoS 1
+                    props = b"\x00" if v5 else b""
+                    rest = body[:2] + props + b"\x01"
+                    writer.write(bytes([0x90, len(rest)]) + rest)
+                elif kind == 12:  # PINGREQ -> PINGRESP
+                    writer.write(b"\xd0\x00")
+                elif kind == 3 and (first >> 1) & 3 == 1:  # PUBLISH at QoS 1
+                    n = int.from_bytes(body[:2], "big")
+                    answer = puback(body[2 : 2 + n].decode(), body[2 + n : 4 + n])
+                    if answer is not None:
+                        writer.write(answer)
+                elif kind == 14:  # DISCONNECT
+                    break
+                await writer.drain()
+
+    async with _tcp_server(handle, port, writers):
+        yield
+
+
+def _birth_only(topic: str, mid: bytes) -> bytes | None:
+    return b"\x40\x02" + mid if topic.endswith("/status") else None
+
+
+async def test_overdue_puback_ends_the_session_and_keeps_the_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.uplink._ACK_WAIT_MIN", 0.5)
+    port = free_port()
+    connections: asyncio.Queue[int] = asyncio.Queue()
+    # keepalive 1: PINGREQs every second are answered, so only the PUBACK is missing.
+    cfg = settings(port, version="3.1.1", keepalive=1)
+    async with (
+        open_outbox(tmp_path / "o.db") as ob,
+        LogWatch("no PUBACK within 2s").attached() as watch,
+        scripted_broker(port, connections, _birth_only),
+    ):
+        await ob.put("events/sales", b'{"txn":1}', DeliveryClass.BUSINESS)
+        async with running(cfg, ob) as up:
+            async with asyncio.timeout(10):
+                await watch.seen.wait()  # the session ended on the overdue PUBACK ...
+                while await connections.get() < 2:  # ... and the uplink connected again
+                    pass
+            assert up.stats()["disconnects"] >= 1
+            assert up.stats()["acks"] == 0
+        assert ob.stats()["depth"]["business"] == 1  # kept, to be sent again
+
+
+async def test_puback_with_reason_string_goes_through_pahos_decoding(tmp_path: Path) -> None:
+    # MQTT 5 PUBACK: packet id, 0x97 "Quota exceeded", properties: reason string (0x1F).
+    reason = b"\x1f\x00\x09slow down"
+
+    def throttled(topic: str, mid: bytes) -> bytes:
+        if topic.endswith("/status"):
+            return b"\x40\x02" + mid
+        rest = mid + b"\x97" + bytes([len(reason)]) + reason
+        return bytes([0x40, len(rest)]) + rest
+
+    port = free_port()
+    connections: asyncio.Queue[int] = asyncio.Queue()
+    async with (
+        open_outbox(tmp_path / "o.db") as ob,
+        scripted_broker(port, connections, throttled),
+        running(settings(port), ob) as up,
+    ):
+        await ob.put("events/sales", b'{"txn":1}', DeliveryClass.BUSINESS)
+        async with asyncio.timeout(10):
+            while not up.stats()["refused"]:
+                await asyncio.sleep(0.02)
+        assert up.stats()["refused"] == {"Quota exceeded": 1}
+        assert up.stats()["acks"] == 0
+        assert ob.stats()["depth"]["business"] == 1
