@@ -324,16 +324,10 @@ class Uplink:
                         await flight.room.wait()
                     await self._profile.gate()
                     outs = self._profile.outgoing(message)
-                    if any(len(out.payload) > self._cfg.max_payload for out in outs):
-                        # The producer should never make these; sending would break the
-                        # broker contract (design.md: payloads under 128 KB).
-                        self._link.too_large += 1
-                        log.error(
-                            "Dropped %d-byte message for %r: over max_payload %d",
-                            len(message.payload),
-                            message.topic,
-                            self._cfg.max_payload,
-                        )
+                    problem = self._unsendable(outs)
+                    if problem is not None:
+                        # The producer should never make these; no broker would take them.
+                        log.error("Dropped outbox message for %r: %s", message.topic, problem)
                         self._queue_ack(message.seq)
                         continue
                     mids: list[int] = []
@@ -359,6 +353,23 @@ class Uplink:
             for _ in range(flight.close()):
                 self._unacked.release()
             self._link.inflight = 0
+
+    def _unsendable(self, outs: list[Out]) -> str | None:
+        """Why these MQTT messages can never be delivered (counted), or None."""
+        for out in outs:
+            if len(out.payload) > self._cfg.max_payload:
+                # design.md: payloads under 128 KB, the broker contract.
+                self._link.too_large += 1
+                return f"{len(out.payload)} bytes, over max_payload {self._cfg.max_payload}"
+            try:
+                topic = out.topic.encode()
+            except UnicodeEncodeError:
+                topic = b""
+            # MQTT §4.7: no wildcards or U+0000 in a topic name, 1-65535 bytes of UTF-8.
+            if not 0 < len(topic) <= 0xFFFF or b"+" in topic or b"#" in topic or b"\0" in topic:
+                self._link.invalid_topic += 1
+                return f"invalid MQTT topic {out.topic!r}"
+        return None
 
     def _hook_acks(self, client: aiomqtt.Client) -> None:
         """Route paho's `on_publish` for the drain's messages to the session's `Flight`."""

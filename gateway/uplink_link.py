@@ -140,6 +140,7 @@ class Link:
         self.acks = 0
         self.inflight = 0
         self.too_large = 0
+        self.invalid_topic = 0
         self.refused: dict[str, int] = {}  # MQTT 5 PUBACK failure reason -> messages (kept)
         self.rtts: deque[float] = deque(maxlen=101)
         self._down_at: float | None = None
@@ -194,6 +195,6 @@ class Link:
             "acks": self.acks,
             "inflight": self.inflight,
             "rtt_ms": round(statistics.median(self.rtts) * 1000, 2) if self.rtts else None,
-            "dropped": {"too_large": self.too_large},
+            "dropped": {"too_large": self.too_large, "invalid_topic": self.invalid_topic},
             "refused": dict(self.refused),
         }

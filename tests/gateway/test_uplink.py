@@ -63,13 +63,17 @@ async def test_delivery_at_qos1_in_order_per_class(
         assert len(body["id"]) == 26
 
 
-async def test_too_large_is_dropped_and_counted(broker: Broker, tmp_path: Path) -> None:
+async def test_too_large_or_invalid_topic_is_dropped_and_counted(
+    broker: Broker, tmp_path: Path
+) -> None:
     async with open_outbox(tmp_path / "o.db") as ob, Subscriber(broker, f"{PREFIX}/t/#") as sub:
         await ob.put("t/big", b"x" * 2000, DeliveryClass.TELEMETRY)
+        await ob.put("t/+/wild", b"{}", DeliveryClass.TELEMETRY)  # a producer's bug
         await ob.put("t/small", b"ok", DeliveryClass.TELEMETRY)
         async with running(settings(broker, max_payload=1000), ob) as up:
             msgs = await sub.wait_for(lambda m: len(m) >= 1)
-            assert up.stats()["dropped"]["too_large"] == 1
+            assert up.stats()["dropped"] == {"too_large": 1, "invalid_topic": 1}
+            assert up.connected  # neither took the link down
         assert [m.topic for m in msgs] == [f"{PREFIX}/t/small"]
         assert ob.stats()["depth"]["telemetry"] == 0
 
