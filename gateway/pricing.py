@@ -21,6 +21,11 @@ Flow (issue 6, contract.md "Labels" and "Commands and acks"):
 - The final ack is `done` with a result per item: `applied` (labels confirmed, failed labels
   with reasons, upload and confirmation times), `scheduled` (when), `failed`, `superseded`
   or `rejected` (reason, detail).
+- History: finished commands with their items and label jobs are forgotten hourly once
+  older than `commands.remember` (`PricingStore.prune`), so the store stays bounded.
+
+Over 400 lines because the command, its schedule and its resumption share one lock and one
+set of gates; split, each half would reach into the other's state.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_ITEMS = 5000
 _SWEEP = 1.0
 _RESCHEDULE = 30.0  # re-read the schedule at least this often (wall-clock steps)
+_PRUNE_EVERY = 3600.0  # forget finished history this often (and at start)
 
 
 def build(ctx: ServiceContext) -> Service | None:
@@ -84,6 +90,10 @@ class PricingService(Service):
         self._apply_lock = asyncio.Lock()
         self._schedule_changed = asyncio.Event()
         self.counts: dict[str, int] = {"commands": 0, "items_rejected": 0, "resumed_acks": 0}
+        # Finished commands, their items and jobs are kept as long as command ids are
+        # remembered (`commands.remember`): a repeat within it gets the same answer.
+        self._keep = ctx.config.commands.remember
+        self._pruned_at: float | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -111,6 +121,7 @@ class PricingService(Service):
         """New template, pacing and retries apply to the next uploads."""
         self.config = config.labels
         self.uploader.config = self.config
+        self._keep = config.commands.remember
 
     async def close(self) -> None:
         """Stop uploading; active jobs stay stored and resume at the next start."""
@@ -262,6 +273,10 @@ class PricingService(Service):
     async def _schedule_forever(self) -> None:
         while True:
             await self._apply_due()
+            now = self.clock()
+            if self._pruned_at is None or not 0 <= now - self._pruned_at < _PRUNE_EVERY:
+                self._pruned_at = now
+                await self._prune(now - self._keep)
             due = self.store.next_due()
             delay = _RESCHEDULE if due is None else min(_RESCHEDULE, max(0.0, due - self.clock()))
             self._schedule_changed.clear()
@@ -270,6 +285,18 @@ class PricingService(Service):
                     await self._schedule_changed.wait()
             except TimeoutError:
                 pass
+
+    async def _prune(self, before: float) -> None:
+        async with self._apply_lock:
+            gone = await asyncio.to_thread(self.store.prune, before)
+        if any(gone.values()):
+            log.info(
+                "Forgot %d finished price commands, %d items and %d label jobs older than %s",
+                gone["commands"],
+                gone["items"],
+                gone["jobs"],
+                rfc3339(before),
+            )
 
     async def _sweep_forever(self) -> None:
         while True:

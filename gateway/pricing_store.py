@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ACTIVE = ("pending", "sent")
+_ACTIVE_SQL = "('pending', 'sent')"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
     cmd_id TEXT PRIMARY KEY, received REAL NOT NULL, results TEXT NOT NULL, final TEXT);
@@ -333,6 +334,38 @@ class PricingStore:
             if confirmed is not None:
                 entry["confirmed"] = max(entry["confirmed"] or 0.0, confirmed)
         return out
+
+    def prune(self, before: float) -> dict[str, int]:
+        """Forget finished history of commands received before `before`; returns the counts.
+
+        Kept whatever still matters: unfinished commands, items waiting for their start,
+        promotions still to end, each SKU's regular-price item (reverts go back to it) and
+        active jobs. Without this a shop updating its prices daily grows the file by its
+        label count every day, for years.
+        """
+        old = (
+            "SELECT i.id FROM items i JOIN commands c ON c.cmd_id = i.cmd_id "
+            "WHERE c.final IS NOT NULL AND c.received < :before"
+        )
+        with self._tx() as db:
+            jobs = db.execute(
+                f"DELETE FROM jobs WHERE state NOT IN {_ACTIVE_SQL} AND item_id IN ({old})",  # noqa: S608 - constants
+                {"before": before},
+            ).rowcount
+            items = db.execute(
+                f"DELETE FROM items WHERE id IN ({old}) AND (state IN ('ended', 'superseded') "  # noqa: S608 - constants
+                "OR (state = 'applied' AND ends IS NULL AND id NOT IN "
+                "(SELECT regular FROM skus WHERE regular IS NOT NULL))) "
+                f"AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.item_id = items.id "
+                f"AND j.state IN {_ACTIVE_SQL})",
+                {"before": before},
+            ).rowcount
+            commands = db.execute(
+                "DELETE FROM commands WHERE final IS NOT NULL AND received < ? AND NOT EXISTS "
+                "(SELECT 1 FROM items i WHERE i.cmd_id = commands.cmd_id)",
+                (before,),
+            ).rowcount
+        return {"commands": commands, "items": items, "jobs": jobs}
 
     def summary(self) -> dict[str, int]:
         """Jobs by state, and items waiting for their start."""

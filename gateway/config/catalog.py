@@ -96,7 +96,11 @@ class CommandsConfig(Section):
         128_000, description="Largest command accepted in one piece."
     )
     remember: Annotated[float, As(duration("1m", "90d"))] = Field(
-        604_800.0, description="How long command ids are remembered to drop repeats."
+        604_800.0,
+        description=(
+            "How long command ids are remembered to drop repeats; finished price commands "
+            "and their label history are kept as long."
+        ),
     )
     public_keys: list[Annotated[str, AfterValidator(_public_key)]] = Field(
         default_factory=list, description="Base64 Ed25519 public keys (32 bytes) of signers."
