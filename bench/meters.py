@@ -30,11 +30,15 @@ from drivers.modbus.protocol import MbapReceiver, mbap_frame, parse_reply, read_
 from drivers.modbus.registers import RegisterSpec
 from drivers.modbus.simulator import BITS_PER_CHAR, ModbusSimulator
 from gateway.aggregate import Aggregator
+from gateway.catalog import Catalog
 from gateway.config.links import LinkConfig
 from gateway.driver import Clock, DeviceState, DriverContext
+from gateway.events import Reading
 from gateway.health import Health
 from gateway.links import Link, LinkManager
 from gateway.logs import DeviceLog
+from gateway.pipeline import Pipeline
+from gateway.sinks import NullSink
 
 if TYPE_CHECKING:
     from gateway.events import Event
@@ -115,24 +119,24 @@ def _context(device: str, queue: asyncio.Queue[Event], links: LinkManager) -> Dr
 async def _run_drivers(
     configs: list[dict[str, Any]], links: LinkManager, seconds: float
 ) -> tuple[list[DriverContext], int, int, float, float]:
-    """Run Modbus drivers into an aggregator for a measured window after a warm-up.
+    """Run Modbus drivers into the daemon's pipeline (15-minute windows, no sink) for a
+    measured window after a warm-up.
 
     Returns the contexts, values and polls within the window, wall and CPU seconds.
     """
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
-    aggregator = Aggregator(900.0, {})
+    pipeline = Pipeline(queue, NullSink(), Catalog([], "EUR"), Aggregator(900.0, {}))
     values = 0
 
-    async def consume() -> None:
+    def count(_: Reading) -> None:  # called for every reading, batched or not
         nonlocal values
-        while True:
-            event = await queue.get()
-            aggregator.add(event)  # type: ignore[arg-type]
-            values += 1
+        values += 1
+
+    pipeline.subscribe(Reading, count)
 
     drivers = [Modbus(ModbusConfig.model_validate(c)) for c in configs]
     contexts = [_context(c["id"], queue, links) for c in configs]
-    consumer = asyncio.create_task(consume(), name="consumer")
+    consumer = asyncio.create_task(pipeline.run(), name="pipeline")
     tasks = [
         asyncio.create_task(d.run(x), name=f"d{i}")
         for i, (d, x) in enumerate(zip(drivers, contexts, strict=True))

@@ -45,6 +45,18 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class Readings:
+    """All the readings of one poll of one device, handed over as one event.
+
+    A meter poll yields tens of values at once; one queue slot and one wake-up for all of
+    them instead of one each (`DriverContext.emit_readings`). The pipeline treats every
+    reading inside exactly as if it had been emitted on its own.
+    """
+
+    readings: tuple[Reading, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TagRead:
     """One RFID tag observation: a reader saw `epc` (hex) on `antenna`."""
 
@@ -93,5 +105,5 @@ class Sale:
     total_mismatch: bool = False
 
 
-Event = Reading | TagRead | WeightSample | Sale
+Event = Reading | Readings | TagRead | WeightSample | Sale
 """Everything a driver may emit."""

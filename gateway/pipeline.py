@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from gateway.events import Event, Reading, Sale, TagRead, WeightSample
+from gateway.events import Event, Reading, Readings, Sale, TagRead, WeightSample
 from gateway.sinks import BUSINESS, TELEMETRY
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class Pipeline:
         # Dispatch on the exact event class: one dict lookup per event on the hot path.
         self._handlers: dict[type, Callable[[Any], None]] = {
             Reading: aggregator.add,
+            Readings: self._readings,
             Sale: self._sales.append,
             WeightSample: self._weight,
             TagRead: self._tag,
@@ -100,6 +101,16 @@ class Pipeline:
         if observers is not None:
             for observe in observers:
                 observe(event)
+
+    def _readings(self, batch: Readings) -> None:
+        add = self.aggregator.add
+        for reading in batch.readings:
+            add(reading)
+        observers = self._observers.get(Reading)
+        if observers is not None:  # as if each had been emitted on its own
+            for reading in batch.readings:
+                for observe in observers:
+                    observe(reading)
 
     def _weight(self, w: WeightSample) -> None:
         self.counts["weights"] += 1

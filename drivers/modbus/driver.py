@@ -13,7 +13,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from drivers.modbus.coalesce import ReadBlock, extract
+from drivers.modbus.coalesce import ReadBlock, extract_wire
 from drivers.modbus.config import ModbusConfig
 from drivers.modbus.protocol import (
     CrcError,
@@ -24,6 +24,7 @@ from drivers.modbus.protocol import (
     mbap_frame,
     parse_reply,
     read_pdu,
+    reply_data,
     rtu_frame,
     write_coil_pdu,
     write_registers_pdu,
@@ -34,7 +35,7 @@ from gateway.links import Link, LinkDownError, Priority, ReplyTimeoutError
 from gateway.polling import PollClock, poll_forever
 
 if TYPE_CHECKING:
-    from drivers.modbus.registers import RegisterSpec, Value
+    from drivers.modbus.registers import Value
 
 
 class _Abandon(Exception):  # noqa: N818 - control flow, not an error for users
@@ -73,26 +74,47 @@ class Modbus(Driver):
 
     async def _poll(self, ctx: DriverContext, dead: bool) -> str | None:
         failure: str | None = None
+        readings: list[Reading] = []  # the whole poll's, handed over as one event
         for block in self.blocks:
             try:
-                registers = await self._read(ctx, block, retries=0 if dead else self.cfg.retries)
+                data = await self._read(ctx, block, retries=0 if dead else self.cfg.retries)
             except ModbusExceptionError as exc:
                 ctx.health.count("exceptions")
                 failure = f"{self._where(block)}: {exc}"
                 continue  # the other blocks may still read fine
             except _Abandon as exc:
-                return str(exc)
+                failure = str(exc)
+                break  # what the earlier blocks read is still emitted
             ts, mono = ctx.clock.now()
-            for name, value in extract(block, registers).items():
-                await self._emit(ctx, self.specs[name], value, ts, mono)
+            for name, value in extract_wire(block, data).items():
+                spec = self.specs[name]
+                if value is None:  # a NaN or infinite float: no measurement
+                    readings.append(
+                        Reading(ctx.device_id, name, math.nan, spec.unit, ts, mono, Quality.BAD)
+                    )
+                elif not isinstance(value, str):  # text (a model name) is not a reading
+                    readings.append(
+                        Reading(
+                            ctx.device_id,
+                            name,
+                            float(value),
+                            spec.unit,
+                            ts,
+                            mono,
+                            Quality.GOOD,
+                            spec.counter,
+                            spec.wrap,
+                        )
+                    )
+        await ctx.emit_readings(readings)
         return failure
 
-    async def _read(self, ctx: DriverContext, block: ReadBlock, retries: int) -> list[int]:
+    async def _read(self, ctx: DriverContext, block: ReadBlock, retries: int) -> bytes:
         pdu = read_pdu(block.function_code, block.address, block.count)
         for attempt in range(retries + 1):
             try:
                 reply = await self._exchange(pdu, Priority.POLL)
-                return parse_reply(block.function_code, block.count, reply)
+                return reply_data(block.function_code, block.count, reply)
             except ReplyTimeoutError as exc:
                 ctx.health.count("short_frames" if exc.received else "timeouts")
                 reason = f"{self._where(block)}: {exc}"
@@ -125,26 +147,6 @@ class Modbus(Driver):
 
     def _where(self, block: ReadBlock) -> str:
         return f"unit {self.unit} {block.type.value} {block.address}+{block.count}"
-
-    async def _emit(
-        self, ctx: DriverContext, spec: RegisterSpec, value: Value | None, ts: float, mono: float
-    ) -> None:
-        if isinstance(value, str):
-            return  # text (a serial number, a model name): readings carry numbers
-        if value is None:  # a NaN or infinite float: no measurement
-            reading = Reading(ctx.device_id, spec.name, math.nan, spec.unit, ts, mono, Quality.BAD)
-        else:
-            reading = Reading(
-                ctx.device_id,
-                spec.name,
-                float(value),
-                spec.unit,
-                ts,
-                mono,
-                counter=spec.counter,
-                wrap=spec.wrap,
-            )
-        await ctx.emit(reading)
 
     async def write(self, name: str, value: Value) -> dict[str, Any]:
         """Write one value of the register map (holding register or coil), ahead of polls."""

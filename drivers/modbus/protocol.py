@@ -171,8 +171,9 @@ class MbapReceiver:
         return None
 
 
-def parse_reply(function: int, count: int, pdu: bytes) -> list[int]:
-    """Registers (or 0/1 bits) from a reply PDU to a read; raises on exceptions."""
+def reply_data(function: int, count: int, pdu: bytes) -> bytes:
+    """The data bytes of a reply PDU to a read (registers big-endian, or packed bits),
+    checked against what was asked; raises on exceptions. Empty for a write's echo."""
     if not pdu:
         raise FrameError("empty reply")
     if pdu[0] == function | EXCEPTION_BIT:
@@ -182,15 +183,22 @@ def parse_reply(function: int, count: int, pdu: bytes) -> list[int]:
     if pdu[0] != function:
         raise FrameError(f"reply to function {pdu[0]}, expected {function}")
     if function not in READ_FUNCTIONS:
-        return []  # a write's echo: nothing to decode
+        return b""  # a write's echo: nothing to decode
     if len(pdu) < 2 or len(pdu) != 2 + pdu[1]:
         raise FrameError("byte count does not match the reply's length")
     data = pdu[2:]
     if function in (1, 2):
         if len(data) != (count + 7) // 8:
             raise FrameError(f"{len(data)} data bytes for {count} bits")
+    elif len(data) != 2 * count:
+        raise FrameError(f"{len(data) // 2} registers in the reply, {count} asked for")
+    return data
+
+
+def parse_reply(function: int, count: int, pdu: bytes) -> list[int]:
+    """Registers (or 0/1 bits) from a reply PDU to a read; raises on exceptions."""
+    data = reply_data(function, count, pdu)
+    if function in (1, 2):
         # The first bit is the least significant bit of the first byte (§6.1).
         return [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]
-    if len(data) != 2 * count:
-        raise FrameError(f"{len(data) // 2} registers in the reply, {count} asked for")
     return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]

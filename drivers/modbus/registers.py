@@ -276,6 +276,19 @@ class RegisterSpec(BaseModel):
         (number,) = struct.unpack(_NUMERIC[self.data_type][0], raw)
         return self._scaled(number)
 
+    def decode_at(self, data: bytes, first: int) -> Value | None:
+        """Decode this value from big-endian register bytes, starting at register `first`."""
+        direct = self._direct
+        if direct is not None:  # most meters send ABCD: straight off the wire
+            return self._scaled(direct.unpack_from(data, 2 * first)[0])
+        start = 2 * first
+        return self.decode(
+            [
+                int.from_bytes(data[i : i + 2], "big")
+                for i in range(start, start + 2 * self.count, 2)
+            ]
+        )
+
     def _scaled(self, number: float) -> Value | None:
         if self.data_type in _FLOATS and not math.isfinite(number):
             # A NaN or infinity is no measurement: it cannot be aggregated nor sent as

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gateway.driver import Clock, DeviceState, Driver, DriverContext
-from gateway.events import Event, Reading
+from gateway.events import Event, Reading, Readings
 from gateway.health import Health
 from gateway.logs import DeviceLog
 
@@ -36,6 +36,9 @@ class Running:
     def drain(self) -> list[Reading]:
         while not self.queue.empty():
             event = self.queue.get_nowait()
+            if isinstance(event, Readings):  # one poll's readings at once
+                self.readings.extend(event.readings)
+                continue
             assert isinstance(event, Reading)
             self.readings.append(event)
         return self.readings
