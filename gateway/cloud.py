@@ -78,6 +78,7 @@ def build_profile(config: Config, settings: MqttSettings) -> Profile:
             primary_host=sp.primary_host_id if sp else None,
             username=s.username,
             password=s.password,
+            state_file=config.gateway.state_dir / "sparkplug.bdseq",
         )
     if m.profile == "azure-iot-hub" and m.azure is not None:
         az = m.azure

@@ -7,6 +7,9 @@ primary host, the node also subscribes to its STATE and births only once the hos
 `online` (with a timestamp not older than the last one seen); while it is not, the outbox
 holds the data. A STATE `offline` after birth ends the session (NDEATH, DISCONNECT,
 connect again). Data stored before this session's birth is sent with `is_historical`.
+The next bdSeq is kept in `state_file` (the daemon's
+`<state_dir>/sparkplug.bdseq`), so a restarted gateway goes on counting instead of starting
+at 0 again: a host never pairs the new NBIRTH with the old session's NDEATH.
 An NCMD `Node Control/Rebirth` re-sends the births with the same bdSeq; an NCMD metric
 `storegw/cmd/<name>` (String) carries a storegw command, whose ack follows as the
 `storegw/cmd/ack` metric. Sparkplug data is QoS 0 (best effort once published).
@@ -14,6 +17,8 @@ An NCMD `Node Control/Rebirth` re-sends the births with the same bdSeq; an NCMD 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -26,6 +31,7 @@ from gateway.sparkplug.proto import DataType, MetricValue
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from gateway.clouds.base import Session
     from gateway.outbox import Stored
@@ -54,10 +60,13 @@ class SparkplugNode(Profile):
         username: str | None = None,
         password: str | None = None,
         clock: Callable[[], float] = time.time,
+        state_file: Path | None = None,
     ) -> None:
         super().__init__(
             f"{NAMESPACE}/{group}", client_id, username=username, password=password, clock=clock
         )
+        self._state_file = state_file
+        self._loaded = state_file is None
         self.clean_start = True
         self.group, self.edge, self.primary_host = group, edge, primary_host
         self.bd_seq = 0
@@ -89,6 +98,9 @@ class SparkplugNode(Profile):
 
     def login(self) -> Login:
         """A new CONNECT: the next bdSeq (it goes into the will and the next NBIRTH)."""
+        if not self._loaded:  # once, at the first CONNECT: a few bytes
+            self._loaded = True
+            self._next_bd = self._read_next_bd()
         self.bd_seq = self._next_bd
         self._open.clear()
         self._born_at = float("inf")
@@ -110,9 +122,39 @@ class SparkplugNode(Profile):
         # The broker took this CONNECT (and its will): the next one carries bdSeq + 1.
         # Attempts that never reached a broker reuse the number (§5.2: +1 per CONNECT).
         self._next_bd = (self.bd_seq + 1) % 256
+        if self._state_file is not None:
+            await asyncio.to_thread(self._write_next_bd, self._state_file, self._next_bd)
         self._node["storegw/status"] = birth.decode()
         if self.primary_host is None:
             await self._births(session)
+
+    def _read_next_bd(self) -> int:
+        assert self._state_file is not None
+        try:
+            text = self._state_file.read_text().strip()
+        except FileNotFoundError:
+            return 0
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("Cannot read %s (%s); bdSeq starts at 0", self._state_file, exc)
+            return 0
+        if not (text.isascii() and text.isdigit()) or int(text) > 255:  # bdSeq is 0-255
+            log.warning(
+                "Ignoring %s: %r is no bdSeq (0-255); starting at 0", self._state_file, text
+            )
+            return 0
+        return int(text)
+
+    @staticmethod
+    def _write_next_bd(path: Path, value: int) -> None:
+        """Atomically (write, rename): a torn file must never hold a wrong number."""
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(f"{value}\n")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("Cannot keep the next bdSeq in %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     async def _births(self, session: Session) -> None:
         self._seq = 0

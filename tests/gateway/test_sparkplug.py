@@ -213,3 +213,30 @@ async def test_primary_host_flapping_reconnects_and_stops(broker: Broker, tmp_pa
     _check_sequence(msgs)
     births = [_metrics(p)["bdSeq"].long_value for k, _, p in msgs if k == "NBIRTH"]
     assert births == [0, 1] * 3  # +1 per CONNECT, from 0 again for each new node
+
+
+async def test_bdseq_goes_on_across_gateway_restarts(broker: Broker, tmp_path: Path) -> None:
+    state = tmp_path / "sparkplug.bdseq"
+    async with open_outbox(tmp_path / "o.db") as ob, Subscriber(broker, "spBv1.0/#") as sub:
+        for run in range(1, 3):  # two daemon runs: a new node object each time
+            async with running_profile(settings(broker), ob, _node(state_file=state)):
+                await sub.wait_for(_has("NBIRTH", run))
+            await sub.wait_for(_has("NDEATH", run))
+        msgs = _node_msgs(sub.messages)
+    births = [_metrics(p)["bdSeq"].long_value for k, _, p in msgs if k == "NBIRTH"]
+    deaths = [_metrics(p)["bdSeq"].long_value for k, _, p in msgs if k == "NDEATH"]
+    assert births == deaths == [0, 1]
+    assert state.read_text() == "2\n"
+
+
+def test_a_damaged_bdseq_file_starts_again_at_zero(tmp_path: Path) -> None:
+    state = tmp_path / "sparkplug.bdseq"
+    for junk in (b"", b"256", b"-1", b"x", "²".encode(), b"\xff\xfe"):
+        state.write_bytes(junk)
+        node = _node(state_file=state)
+        node.login()
+        assert node.bd_seq == 0, junk
+    state.write_text("255\n")
+    node = _node(state_file=state)
+    node.login()
+    assert node.bd_seq == 255
