@@ -308,6 +308,19 @@ class CommandRouter:
             return _rejected(command.id, "internal_error", detail)
         return {"cmd_id": command.id, "outcome": "done", "result": result or {}}
 
+    async def report(self, name: str, body: dict[str, Any]) -> None:
+        """Send the final ack of a command that ended outside its handler (a restart cut it
+        off); it is remembered like any other, so a re-send gets it again, not a new run."""
+        cmd_id = body.get("cmd_id")
+        if isinstance(cmd_id, str):
+            self._remember(name, cmd_id, body)
+        if body.get("outcome") == "done":
+            self._counts["done"] += 1
+        else:
+            reason, detail = body.get("reason", "?"), body.get("detail", "")
+            self._count_rejection(name, cmd_id if isinstance(cmd_id, str) else None, reason, detail)
+        await self._send(name, body)
+
     def _remember(self, name: str, cmd_id: str, body: dict[str, Any]) -> None:
         try:
             self._store.put(name, cmd_id, body)

@@ -108,7 +108,10 @@ class Fleet(Service):
                 "reason": "rolled_back",
                 "detail": detail,
             }
-            await self.ctx.sink.send("cmd/config/ack", body, BUSINESS)
+            if self.ctx.router is not None:
+                await self.ctx.router.report("config", body)
+            else:
+                await self.ctx.sink.send("cmd/config/ack", body, BUSINESS)
         await idle()
 
     async def close(self) -> None:

@@ -198,6 +198,14 @@ async def test_kill_9_during_probation_comes_back_on_the_old_config(
                 and "restarted during the probation" in final["detail"]
             )
             assert (await get_config(sub, "g-2"))["sha256"] == base
+            # The cloud sends k-1 again: it gets the same answer, not a second probation.
+            sub.publish(f"{PREFIX}/cmd/config", json.dumps(body).encode())
+            again = await sub.wait_for(
+                lambda m: any(a.get("duplicate") for a in acks(m, "config", "k-1"))
+            )
+            repeat = next(a for a in acks(again, "config", "k-1") if a.get("duplicate"))
+            assert repeat["outcome"] == "rejected" and repeat["reason"] == "rolled_back"
+            assert (await get_config(sub, "g-3"))["sha256"] == base
         finally:
             await stop(p)
 
