@@ -16,7 +16,7 @@ from gateway.clouds.azure import AzureProfile
 from gateway.clouds.base import Profile
 from gateway.commands import CommandRouter, ping_handler
 from gateway.outbox import DeliveryClass, Outbox
-from gateway.payloads import encode
+from gateway.payloads import PART_LIMIT, encode, in_parts
 from gateway.sinks import OutboxSink
 from gateway.uplink import MqttSettings, Uplink
 
@@ -160,7 +160,15 @@ class Cloud:
 
     async def _send_ack(self, topic: str, body: dict[str, Any]) -> None:
         # Acks are business messages: never dropped, delivered in order with sales.
-        await self.outbox.put(topic, encode(self.stamper.stamp(body)), DeliveryClass.BUSINESS)
+        whole = self.stamper.stamp(body)
+        payload = encode(whole)
+        if len(payload) <= PART_LIMIT:
+            await self.outbox.put(topic, payload, DeliveryClass.BUSINESS)
+            return
+        # A big batch's final ack (thousands of price items): in parts, in order, each
+        # under the broker contract's payload limit.
+        for part in in_parts(whole, keep=("cmd_id", "outcome")):
+            await self.outbox.put(topic, encode(self.stamper.stamp(part)), DeliveryClass.BUSINESS)
 
     async def open(self) -> None:
         """Open the outbox and the command store (before devices start)."""

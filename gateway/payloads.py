@@ -8,6 +8,7 @@ carry `"clock_synced": false` (contract.md "Uplink payloads").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -70,6 +71,35 @@ def _default(obj: object) -> Any:
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON; Decimals as strings."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_default).encode()
+
+
+PART_LIMIT = 120_000  # contract.md: anything over 120 KB travels in parts
+_PART_CHARS = 50_000  # of the whole's ASCII JSON per part: at most 100 KB once escaped
+
+
+def in_parts(whole: dict[str, Any], keep: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The bodies of the parts carrying `whole` (a stamped payload over `PART_LIMIT`).
+
+    contract.md "Anything over 120 KB travels in parts": each part is its own message (the
+    caller stamps it with its own `id`) with `part: {of: <whole's id>, n, total}`, the
+    `sha256` of the reassembled text and `data`, a slice of the whole's JSON text (ASCII
+    only, so slices never split a character). Concatenate `data` of parts 1..total and
+    parse it to get the whole back. `keep` copies fields of the whole into every part (an
+    ack's `cmd_id` and `outcome`), so a reader can route parts without reassembling.
+    """
+    text = json.dumps(whole, separators=(",", ":"), default=_default)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    chunks = [text[i : i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)]
+    head = {key: whole[key] for key in keep if key in whole}
+    return [
+        {
+            **head,
+            "part": {"of": whole["id"], "n": n, "total": len(chunks)},
+            "sha256": digest,
+            "data": chunk,
+        }
+        for n, chunk in enumerate(chunks, 1)
+    ]
 
 
 class Stamper:

@@ -6,6 +6,7 @@ that starts on time from the gateway's own clock while the broker is down.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import textwrap
@@ -36,11 +37,7 @@ def acks(msgs: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in msgs if m.topic == f"{PREFIX}/cmd/prices/ack"]
 
 
-async def test_prices_over_mqtt_and_a_promotion_on_time_with_the_broker_down(
-    broker: Broker, tmp_path: Path
-) -> None:
-    sim = ApSimulator([MAC], confirm_delay=0.05)
-    await sim.start()
+def _config(tmp_path: Path, broker: Broker, sim: ApSimulator) -> Path:
     cfg = tmp_path / "storegw.yaml"
     cfg.write_text(
         textwrap.dedent(
@@ -58,6 +55,15 @@ async def test_prices_over_mqtt_and_a_promotion_on_time_with_the_broker_down(
             """
         )
     )
+    return cfg
+
+
+async def test_prices_over_mqtt_and_a_promotion_on_time_with_the_broker_down(
+    broker: Broker, tmp_path: Path
+) -> None:
+    sim = ApSimulator([MAC], confirm_delay=0.05)
+    await sim.start()
+    cfg = _config(tmp_path, broker, sim)
     try:
         async with Subscriber(broker, f"{PREFIX}/#") as sub:
             p = await start(cfg)
@@ -102,3 +108,52 @@ async def test_prices_over_mqtt_and_a_promotion_on_time_with_the_broker_down(
                 assert await p.finish() == 0
     finally:
         await sim.stop()
+
+
+async def test_a_final_ack_over_120_kb_arrives_in_parts(broker: Broker, tmp_path: Path) -> None:
+    sim = ApSimulator([MAC], confirm_delay=0.05)
+    await sim.start()
+    cfg = _config(tmp_path, broker, sim)
+    # One good item and 1,200 for SKUs the catalog does not know: each gets its own result.
+    items = [{"sku": "0012345", "price": "0.99", "currency": "EUR", "version": 1}]
+    items += [
+        {"sku": f"9{i:06d}", "price": "1.00", "currency": "EUR", "version": 1} for i in range(1200)
+    ]
+    try:
+        async with Subscriber(broker, f"{PREFIX}/#") as sub:
+            p = await start(cfg)
+            try:
+                await sub.wait_for(lambda m: any(x.topic == f"{PREFIX}/status" for x in m))
+                sub.publish(
+                    f"{PREFIX}/cmd/prices",
+                    json.dumps({"id": "big", "params": {"items": items}}).encode(),
+                )
+
+                def parts(msgs: list[Any]) -> list[dict[str, Any]]:
+                    return [a for a in acks(msgs) if "part" in a]
+
+                msgs = await sub.wait_for(
+                    lambda m: any(a["part"]["n"] == a["part"]["total"] for a in parts(m)),
+                    timeout=20,
+                )
+            finally:
+                p.proc.send_signal(signal.SIGTERM)
+                assert await p.finish() == 0
+    finally:
+        await sim.stop()
+    received = [m for m in msgs if m.topic == f"{PREFIX}/cmd/prices/ack"]
+    assert all(len(m.payload) <= 120_000 for m in received)
+    got = parts(msgs)
+    assert [a["part"]["n"] for a in got] == list(range(1, got[0]["part"]["total"] + 1))
+    for a in got:
+        validate("cmd/prices/ack", a)
+        assert (a["cmd_id"], a["outcome"]) == ("big", "done")
+    text = "".join(a["data"] for a in got)
+    assert hashlib.sha256(text.encode()).hexdigest() == got[0]["sha256"]
+    whole = json.loads(text)
+    assert whole["id"] == got[0]["part"]["of"]
+    validate("cmd/prices/ack", whole)
+    assert prices_result_errors(whole["result"]) == []
+    outcomes = [r["outcome"] for r in whole["result"]["items"]]
+    assert outcomes[0] == "applied"
+    assert outcomes[1:] == ["rejected"] * 1200
