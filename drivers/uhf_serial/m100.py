@@ -8,7 +8,7 @@ arrive as notifications of 0x22 (single poll) or 0x27 (multiple polling).
 
 from __future__ import annotations
 
-from drivers.uhf_serial.protocol import ParserStats, Reply, UhfError, UhfFrame, UhfTag
+from drivers.uhf_serial.protocol import HeadScanner, Reply, UhfError, UhfFrame, UhfTag
 
 HEAD = 0xBB
 END = 0x7E
@@ -79,53 +79,31 @@ def build_stop_multi_poll() -> bytes:
     return build_frame(CMD_STOP_MULTI_POLL)
 
 
-class M100Parser:
+class M100Parser(HeadScanner):
     """Streaming parser for M100 replies; resynchronises on the next 0xBB after garbage."""
 
+    head = HEAD
+    header = 5  # head, type, command, parameter length (2)
+
     def __init__(self, poll_count: int = 10000) -> None:
+        super().__init__()
         self.poll_count = poll_count
-        self.stats = ParserStats()
-        self._buf = bytearray()
 
     def inventory_command(self) -> bytes:
         """Multiple polling for `poll_count` rounds (send again when the tags stop)."""
         return build_multi_poll(self.poll_count)
 
-    def feed(self, data: bytes) -> list[UhfFrame]:
-        """Add received bytes; return the frames they complete. Never raises."""
-        buf = self._buf
-        buf += data
-        out: list[UhfFrame] = []
-        pos = 0
-        while True:
-            start = buf.find(HEAD, pos)
-            if start < 0:
-                self.stats.garbage_bytes += len(buf) - pos
-                pos = len(buf)
-                break
-            self.stats.garbage_bytes += start - pos
-            pos = start
-            if len(buf) - pos < 5:
-                break
-            params = (buf[pos + 3] << 8) | buf[pos + 4]
-            if buf[pos + 1] > TYPE_NOTIFICATION or params > MAX_PARAMS:
-                self.stats.bad_frames += 1
-                pos += 1
-                continue
-            total = params + 7
-            if len(buf) - pos < total:
-                break
-            end = pos + total
-            if buf[end - 1] != END or checksum(buf[pos + 1 : end - 2]) != buf[end - 2]:
-                # 0xBB also occurs inside EPCs: drop one byte and rescan.
-                self.stats.bad_frames += 1
-                pos += 1
-                continue
-            out.append(_decode(buf[pos + 1], buf[pos + 2], bytes(buf[pos + 5 : end - 2])))
-            self.stats.frames += 1
-            pos = end
-        del buf[:pos]
-        return out
+    def _length(self, buf: bytearray, pos: int) -> int | None:
+        params = (buf[pos + 3] << 8) | buf[pos + 4]
+        if buf[pos + 1] > TYPE_NOTIFICATION or params > MAX_PARAMS:
+            return None
+        return params + 7
+
+    def _intact(self, buf: bytearray, pos: int, end: int) -> bool:
+        return buf[end - 1] == END and checksum(buf[pos + 1 : end - 2]) == buf[end - 2]
+
+    def _decode(self, buf: bytearray, pos: int, end: int) -> UhfFrame:
+        return _decode(buf[pos + 1], buf[pos + 2], bytes(buf[pos + 5 : end - 2]))
 
 
 def _decode(frame_type: int, command: int, params: bytes) -> UhfFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from drivers.uhf_serial.protocol import (
-    ParserStats,
+    HeadScanner,
     Reply,
     RoundEnd,
     UhfError,
@@ -96,7 +96,7 @@ def build_set_work_antenna(address: int, antenna: int) -> bytes:
     return build_frame(address, CMD_SET_WORK_ANTENNA, bytes([antenna - 1]))
 
 
-class R2000Parser:
+class R2000Parser(HeadScanner):
     """Streaming parser for R2000 replies; resynchronises on the next 0xA0 after garbage.
 
     `eight_antennas`: 8-port firmware moves antenna bit 2 into the RSSI byte's top bit.
@@ -104,61 +104,29 @@ class R2000Parser:
     manual's lookup table was not seen); `rssi_raw` keeps the byte.
     """
 
+    head = HEAD
+    header = 2  # head, length
+
     def __init__(self, address: int = PUBLIC_ADDRESS, *, eight_antennas: bool = False) -> None:
+        super().__init__()
         self.address = address
         self.eight_antennas = eight_antennas
-        self.stats = ParserStats()
-        self._buf = bytearray()
 
     def inventory_command(self) -> bytes:
         """One real-time inventory round (send it again after each RoundEnd)."""
         return build_realtime_inventory(self.address)
 
-    def feed(self, data: bytes) -> list[UhfFrame]:
-        """Add received bytes; return the frames they complete. Never raises."""
-        buf = self._buf
-        buf += data
-        out: list[UhfFrame] = []
-        pos = 0
-        while True:
-            start = buf.find(HEAD, pos)
-            if start < 0:
-                self.stats.garbage_bytes += len(buf) - pos
-                pos = len(buf)
-                break
-            self.stats.garbage_bytes += start - pos
-            pos = start
-            if len(buf) - pos < 2:
-                break
-            length = buf[pos + 1]
-            if length < 3:
-                self.stats.bad_frames += 1
-                pos += 1
-                continue
-            total = length + 2
-            if len(buf) - pos < total:
-                # Line noise may look like a header with a long length and hold every real
-                # reply behind it (up to 257 bytes, several inventory rounds). When a complete
-                # frame with a valid checksum follows, this start was noise: skip to it.
-                later = _complete_frame_after(buf, pos + 1)
-                if later is None:
-                    break
-                self.stats.garbage_bytes += later - pos
-                self.stats.bad_frames += 1
-                pos = later
-                continue
-            if sum(buf[pos : pos + total]) & 0xFF:
-                # 0xA0 also occurs inside EPCs: drop one byte and rescan (protocols.md §1.3).
-                self.stats.bad_frames += 1
-                pos += 1
-                continue
-            out.append(self._decode(bytes(buf[pos + 3 : pos + total - 1])))
-            self.stats.frames += 1
-            pos += total
-        del buf[:pos]
-        return out
+    def _length(self, buf: bytearray, pos: int) -> int | None:
+        length = buf[pos + 1]  # address, command, data and checksum
+        return None if length < 3 else length + 2
 
-    def _decode(self, frame: bytes) -> UhfFrame:
+    def _intact(self, buf: bytearray, pos: int, end: int) -> bool:
+        return not sum(buf[pos:end]) & 0xFF  # protocols.md §1.3: the bytes sum to 0
+
+    def _decode(self, buf: bytearray, pos: int, end: int) -> UhfFrame:
+        return self._frame(bytes(buf[pos + 3 : end - 1]))
+
+    def _frame(self, frame: bytes) -> UhfFrame:
         command, data = frame[0], frame[1:]
         if command in _STATUS_COMMANDS and len(data) == 1:
             code = data[0]
@@ -186,15 +154,3 @@ class R2000Parser:
         level = rssi & 0x7F
         pc_word = (pc[0] << 8) | pc[1]
         return UhfTag(epc.hex(), antenna, level - 129, rssi, pc_word, freq_ant >> 2, reads)
-
-
-def _complete_frame_after(buf: bytearray, start: int) -> int | None:
-    """Where the first complete, checksum-valid frame at or after `start` begins, if any."""
-    i = buf.find(HEAD, start)
-    while i >= 0 and len(buf) - i >= 2:
-        length = buf[i + 1]
-        end = i + length + 2
-        if length >= 3 and end <= len(buf) and not sum(buf[i:end]) & 0xFF:
-            return i
-        i = buf.find(HEAD, i + 1)
-    return None

@@ -209,3 +209,14 @@ def test_r2000_noise_with_a_long_length_does_not_hold_the_next_reply() -> None:
     (frame,) = parser.feed(b"\xa0\xf0\x01" + reply)
     assert isinstance(frame, Reply)
     assert parser.stats.garbage_bytes >= 3
+
+
+def test_m100_noise_with_a_long_length_does_not_hold_the_next_reply() -> None:
+    # `BB 01 FF 01 F4` announces a 507-byte frame (500 parameter bytes); the "no tag" reply
+    # right behind it must come out at once. The scan is shared with the R2000 parser.
+    parser = M100Parser()
+    (frame,) = parser.feed(b"\xbb\x01\xff\x01\xf4" + M_NO_TAG)
+    assert isinstance(frame, UhfError)
+    assert frame.no_tag
+    assert parser.stats.garbage_bytes == 5
+    assert parser.stats.bad_frames == 1
