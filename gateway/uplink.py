@@ -324,6 +324,9 @@ class Uplink:
                         await flight.room.wait()
                     await self._profile.gate()
                     outs = self._profile.outgoing(message)
+                    if not outs:  # the profile sends nothing for it: done
+                        self._queue_ack(message.seq)
+                        continue
                     problem = self._unsendable(outs)
                     if problem is not None:
                         # The producer should never make these; no broker would take them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.outbox import DeliveryClass
+from gateway.clouds.base import Out, Profile
+from gateway.outbox import DeliveryClass, Stored
+from gateway.uplink import Uplink
 from gateway.uplink_link import LinkState
 from tests.broker import HOST, PREFIX, Broker, LogWatch, Subscriber, open_outbox, running, settings
 
@@ -237,3 +240,42 @@ async def test_wrong_password_is_one_clear_line(
         down = [line for line in watch.lines if "down" in line]
         assert len(down) == 1, down  # retries are counted, not logged
         assert "authoriz" in down[0].lower() or "password" in down[0].lower()
+
+
+class _Quiet(Profile):
+    """A profile that sends nothing for `t/quiet` (as a cloud dialect may)."""
+
+    def outgoing(self, message: Stored) -> list[Out]:
+        return [] if message.topic == "t/quiet" else super().outgoing(message)
+
+
+async def test_a_message_the_profile_sends_nothing_for_is_done(
+    broker: Broker, tmp_path: Path
+) -> None:
+    cfg = settings(broker)
+    async with open_outbox(tmp_path / "o.db") as ob, Subscriber(broker, f"{PREFIX}/t/#") as sub:
+        await ob.put("t/quiet", b"{}", DeliveryClass.TELEMETRY)
+        await ob.put("t/loud", b"{}", DeliveryClass.TELEMETRY)
+        up = Uplink(
+            cfg,
+            ob,
+            birth=lambda: {"state": "online"},
+            on_command=_no_command,
+            profile=_Quiet(cfg.prefix, cfg.client_id),
+        )
+        task = asyncio.create_task(up.run(), name="uplink")
+        try:
+            msgs = await sub.wait_for(lambda m: len(m) >= 1)
+            async with asyncio.timeout(10):
+                while ob.stats()["depth"]["telemetry"]:
+                    await asyncio.sleep(0.02)
+            assert up.stats()["inflight"] == 0
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert [m.topic for m in msgs] == [f"{PREFIX}/t/loud"]
+
+
+async def _no_command(_name: str, _payload: bytes) -> None:
+    return None
