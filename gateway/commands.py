@@ -279,17 +279,12 @@ class CommandRouter:
         )
 
     async def _run(self, command: Command, handler: Handler) -> None:
-        name, cmd_id = command.name, command.id
         try:
             body = await self._outcome(command, handler)
-            self._remember(name, cmd_id, body)
         finally:
-            del self._running[(name, cmd_id)]
-        if body["outcome"] == "done":
-            self._counts["done"] += 1
-        else:
-            self._count_rejection(name, cmd_id, body["reason"], body["detail"])
-        await self._send(name, body)
+            del self._running[(command.name, command.id)]
+        # No await before `report` remembers it: a re-send cannot slip in and run it again.
+        await self.report(command.name, body)
 
     @staticmethod
     async def _outcome(command: Command, handler: Handler) -> dict[str, Any]:
@@ -309,8 +304,8 @@ class CommandRouter:
         return {"cmd_id": command.id, "outcome": "done", "result": result or {}}
 
     async def report(self, name: str, body: dict[str, Any]) -> None:
-        """Send the final ack of a command that ended outside its handler (a restart cut it
-        off); it is remembered like any other, so a re-send gets it again, not a new run."""
+        """Remember, count and send a command's final ack — also of one that ended outside
+        its handler (a restart cut it off), so a re-send gets it again, not a new run."""
         cmd_id = body.get("cmd_id")
         if isinstance(cmd_id, str):
             self._remember(name, cmd_id, body)

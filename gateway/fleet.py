@@ -108,10 +108,7 @@ class Fleet(Service):
                 "reason": "rolled_back",
                 "detail": detail,
             }
-            if self.ctx.router is not None:
-                await self.ctx.router.report("config", body)
-            else:
-                await self.ctx.sink.send("cmd/config/ack", body, BUSINESS)
+            await self.ctx.final_ack("config", body)
         await idle()
 
     async def close(self) -> None:

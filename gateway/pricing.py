@@ -43,7 +43,6 @@ from gateway.payloads import rfc3339
 from gateway.price_items import ItemRejected, PriceItem, validate_item
 from gateway.pricing_store import ItemRow, JobRow, PricingStore
 from gateway.services import Service, ServiceContext
-from gateway.sinks import BUSINESS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -265,7 +264,7 @@ class PricingService(Service):
         final = await self._finish(cmd_id)
         self.counts["resumed_acks"] += 1
         body = {"cmd_id": cmd_id, "outcome": "done", "result": {**final, "resumed": True}}
-        await self.ctx.sink.send("cmd/prices/ack", body, BUSINESS)
+        await self.ctx.final_ack("prices", body)
         log.info("Command prices %r finished after a restart; sent its ack", cmd_id)
 
     # -- schedules -----------------------------------------------------------------------

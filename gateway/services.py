@@ -17,6 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.sinks import BUSINESS
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -55,6 +57,7 @@ class ServiceContext:
       such as `services["inventory"]`.
     - `host`: the daemon's running config and `apply_config()` (the `fleet` service);
       None in tests that build services without a daemon.
+    - `final_ack(name, body)`: the final ack of a command finished after a restart.
     """
 
     config: Config
@@ -70,6 +73,15 @@ class ServiceContext:
     core_alive: Callable[[], bool]
     services: dict[str, Service]
     host: ConfigHost | None = None
+
+    async def final_ack(self, name: str, body: dict[str, Any]) -> None:
+        """Send the final ack of command `name` that ended outside its handler (a restart
+        cut it off): through the router, which remembers it so a re-send gets it again;
+        straight to the sink when there is no router."""
+        if self.router is not None:
+            await self.router.report(name, body)
+        else:
+            await self.sink.send(f"cmd/{name}/ack", body, BUSINESS)
 
 
 class ConfigHost(Protocol):

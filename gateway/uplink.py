@@ -129,7 +129,7 @@ class Uplink:
 
     def stats(self) -> dict[str, Any]:
         """State, connects, disconnects, last error, publishes, acks, in flight, RTT."""
-        return self._link.stats()
+        return {**self._link.stats(), "inflight": len(self._flight or ())}
 
     @property
     def profile(self) -> Profile:
@@ -344,7 +344,6 @@ class Uplink:
                     finally:
                         flight.add(message.seq, mids, time.monotonic())
                         self._link.publishes += 1
-                        self._link.inflight = len(flight)
         except asyncio.CancelledError:
             if flight and not self._lost:  # shutdown: let in-flight PUBACKs arrive
                 with contextlib.suppress(TimeoutError):
@@ -355,7 +354,6 @@ class Uplink:
             # Left in flight: not acknowledged, so kept in the outbox and sent again.
             for _ in range(flight.close()):
                 self._unacked.release()
-            self._link.inflight = 0
 
     def _unsendable(self, outs: list[Out]) -> str | None:
         """Why these MQTT messages can never be delivered (counted), or None."""
@@ -393,13 +391,11 @@ class Uplink:
     def _on_acked(self, seq: int, rtt: float) -> None:
         self._link.rtts.append(rtt)
         self._link.acks += 1
-        self._link.inflight = len(self._flight or ())
         self._queue_ack(seq)
 
     def _on_refused(self, seq: int, reason: str) -> None:
         """The broker answered with a failure reason code: keep the message, say so once."""
         self._link.refused[reason] = self._link.refused.get(reason, 0) + 1
-        self._link.inflight = len(self._flight or ())
         self._unacked.release()
         if reason not in self._refusals:
             self._refusals.add(reason)

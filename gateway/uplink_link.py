@@ -138,7 +138,6 @@ class Link:
         self.last_error: str | None = None
         self.publishes = 0
         self.acks = 0
-        self.inflight = 0
         self.too_large = 0
         self.invalid_topic = 0
         self.refused: dict[str, int] = {}  # MQTT 5 PUBACK failure reason -> messages (kept)
@@ -193,7 +192,6 @@ class Link:
             "last_error": self.last_error,
             "publishes": self.publishes,
             "acks": self.acks,
-            "inflight": self.inflight,
             "rtt_ms": round(statistics.median(self.rtts) * 1000, 2) if self.rtts else None,
             "dropped": {"too_large": self.too_large, "invalid_topic": self.invalid_topic},
             "refused": dict(self.refused),

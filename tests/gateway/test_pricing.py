@@ -150,14 +150,17 @@ async def test_restart_with_pending_jobs_resumes_them_and_sends_the_final_ack(
     await eventually(lambda: service.uploader.counts["retries"] >= 2)
     await env.restart()
     sim.busy = False
-    resumed = await env.published("cmd/prices/ack")
+    # Sent through the router, which remembers it like the ack of any finished command.
+    resumed = await env.ack("r-1")
     assert prices_result_errors(resumed["result"]) == []
     assert resumed["cmd_id"] == "r-1" and resumed["result"]["resumed"] is True
     assert [r["outcome"] for r in resumed["result"]["items"]] == ["applied", "applied"]
-    # The cloud, having seen no final ack, sends the command again: same result, no new work.
+    # The cloud sends the command again: the same ack, marked duplicate, no new work.
+    env.acks.clear()
     await env.send("r-1", [item("1001", "1.19"), item("1002", "2.49")])
     again = await env.ack("r-1")
-    assert again["result"]["items"] == resumed["result"]["items"]
+    assert again["duplicate"] is True
+    assert again["result"] == resumed["result"]
     for mac in MACS[:3]:
         assert len(uploads_of(sim, mac)) == 1, mac
 
